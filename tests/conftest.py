@@ -43,3 +43,79 @@ def torchreid_rank() -> types.ModuleType:
 @pytest.fixture(scope="session")
 def torchreid_rerank() -> types.ModuleType:
     return load_torchreid_module("reid/utils/rerank.py")
+
+
+def randomize_torch_module(module, seed: int = 0) -> None:
+    """Random weights, biases and batch-norm statistics for every layer, and input-dependent hard attention.
+
+    torchreid initialises the hard-attention fc weights to zero, which would make the regions constant; random
+    weights here make the translations depend on the image, so the sampler's parity is tested for real.
+    """
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, sub in module.named_modules():
+            if isinstance(sub, (torch.nn.Conv2d, torch.nn.Linear)):
+                fan_in = sub.weight[0].numel()
+                sub.weight.normal_(0.0, (2.0 / fan_in) ** 0.5, generator=generator)
+                sub.bias.normal_(0.0, 0.1, generator=generator)
+                if name.endswith("hard_attn.fc"):
+                    sub.weight.normal_(0.0, 3.0 / fan_in**0.5, generator=generator)
+            elif isinstance(sub, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+                sub.weight.uniform_(0.5, 1.5, generator=generator)
+                sub.bias.normal_(0.0, 0.1, generator=generator)
+                sub.running_mean.normal_(0.0, 0.2, generator=generator)
+                sub.running_var.uniform_(0.5, 2.0, generator=generator)
+
+
+@pytest.fixture(scope="session")
+def torchreid_model_factory(torchreid_hacnn):
+    """Builds a torchreid `HACNN` on the CPU with randomised weights: `factory(num_classes=..., seed=..., **kw)`."""
+
+    def factory(num_classes: int = 751, seed: int = 0, **kwargs):
+        model = torchreid_hacnn.HACNN(num_classes, use_gpu=False, **kwargs)
+        randomize_torch_module(model, seed)
+        return model.eval()
+
+    return factory
+
+
+def run_layer_test(layer_cls, init_kwargs: dict, input_data, expected_output_shape, expected_trainable_weights: int,
+                   expected_trainable_params: int):
+    """keras-hub style layer checks: config round trip, symbolic and eager calls, weight counts.
+
+    `input_data` is one array or a tuple of arrays (positional inputs); `expected_output_shape` a shape or a tuple
+    of shapes for layers with several outputs. Returns the eager output of the layer.
+    """
+    import json
+
+    import keras
+    import numpy as np
+
+    inputs = input_data if isinstance(input_data, tuple) else (input_data,)
+    layer = layer_cls(**init_kwargs)
+
+    # Config round trip: same JSON config, and the registered name deserialises to the same class.
+    config = layer.get_config()
+    clone = layer_cls.from_config(config)
+    assert json.dumps(clone.get_config(), sort_keys=True) == json.dumps(config, sort_keys=True)
+    revived = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
+    assert type(revived) is layer_cls
+    assert keras.saving.get_registered_name(layer_cls) == f"hacnn_tf>{layer_cls.__name__}"
+
+    def shapes(output):
+        if isinstance(output, (tuple, list)):
+            return tuple(tuple(o.shape) for o in output)
+        return tuple(output.shape)
+
+    expected = tuple(tuple(s) for s in expected_output_shape) if isinstance(expected_output_shape[0], tuple) \
+        else tuple(expected_output_shape)
+    symbolic = layer(*(keras.KerasTensor(x.shape, dtype=x.dtype) for x in inputs))
+    assert shapes(symbolic) == expected
+    eager = layer(*inputs)
+    assert shapes(eager) == expected
+
+    assert len(layer.trainable_weights) == expected_trainable_weights
+    assert sum(int(np.prod(w.shape)) for w in layer.trainable_weights) == expected_trainable_params
+    return eager

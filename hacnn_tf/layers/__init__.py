@@ -1,0 +1,23 @@
+"""HA-CNN building blocks as registered, serialisable Keras layers."""
+
+from hacnn_tf.layers.attention import ChannelAttention, SoftAttention, SpatialAttention
+from hacnn_tf.layers.conv import ConvBNReLU
+from hacnn_tf.layers.harmonious import HarmoniousAttention
+from hacnn_tf.layers.inception import InceptionA, InceptionB
+from hacnn_tf.layers.preprocessing import ImageNormalization, normalize_images
+from hacnn_tf.layers.regional import HardRegionalAttention
+from hacnn_tf.layers.region_sampler import RegionSampler
+
+__all__ = [
+    "ChannelAttention",
+    "ConvBNReLU",
+    "HardRegionalAttention",
+    "HarmoniousAttention",
+    "ImageNormalization",
+    "InceptionA",
+    "InceptionB",
+    "RegionSampler",
+    "SoftAttention",
+    "SpatialAttention",
+    "normalize_images",
+]

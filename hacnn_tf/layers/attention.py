@@ -1,0 +1,119 @@
+"""Soft attention of HA-CNN (§3.1 I): spatial attention, channel attention and their joint map."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from hacnn_tf.layers.conv import ConvBNReLU
+from hacnn_tf.layers.interpolation import align_corners_resize_matrix
+
+
+@keras.saving.register_keras_serializable(package="hacnn_tf")
+class SpatialAttention(keras.layers.Layer):
+    """Spatial attention (§3.1 I.1): one map over `H x W` shared by all channels.
+
+    Cross-channel mean -> 3x3 stride-2 ConvBNReLU (pad 1) -> bilinear x2 upsample with `align_corners=True` -> 1x1
+    ConvBNReLU, as torchreid builds it (16 parameters with the BN and biases; the paper counts 10).
+
+    Input `(N, H, W, C)` with even `H` and `W`; output `(N, H, W, 1)`.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.downsample = ConvBNReLU(1, 3, strides=2, padding=1, dtype=self.dtype_policy, name="conv1")
+        self.scale = ConvBNReLU(1, 1, dtype=self.dtype_policy, name="conv2")
+
+    def build(self, input_shape):
+        height, width = input_shape[1], input_shape[2]
+        if height is None or width is None or height % 2 or width % 2:
+            raise ValueError(f"SpatialAttention needs a static, even height and width; got input shape {input_shape}")
+        self.downsample.build((input_shape[0], height, width, 1))
+        self.scale.build((input_shape[0], height, width, 1))
+        self._upsample_rows = align_corners_resize_matrix(height // 2, height)
+        self._upsample_cols = align_corners_resize_matrix(width // 2, width)
+
+    def call(self, inputs, training=None):
+        x = ops.mean(inputs, axis=-1, keepdims=True)
+        x = self.downsample(x, training=training)
+        x = ops.einsum("oh,nhwc,pw->nopc", ops.cast(self._upsample_rows, x.dtype), x,
+                       ops.cast(self._upsample_cols, x.dtype))
+        return self.scale(x, training=training)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:3], 1)
+
+
+@keras.saving.register_keras_serializable(package="hacnn_tf")
+class ChannelAttention(keras.layers.Layer):
+    """Channel attention (§3.1 I.2): squeeze-and-excitation over channels.
+
+    Global average pool -> 1x1 ConvBNReLU to `C / reduction` -> 1x1 ConvBNReLU back to `C` (torchreid ends in
+    ReLU, not a sigmoid; the batch norms run on 1x1 maps, so over the batch only).
+
+    Input `(N, H, W, C)`; output `(N, 1, 1, C)`.
+    """
+
+    def __init__(self, reduction: int = 16, **kwargs):
+        super().__init__(**kwargs)
+        self.reduction = int(reduction)
+        self.squeeze = None
+        self.excite = None
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        if channels % self.reduction:
+            raise ValueError(
+                f"ChannelAttention: input channels ({channels}) must be divisible by `reduction` ({self.reduction})"
+            )
+        self.squeeze = ConvBNReLU(channels // self.reduction, 1, dtype=self.dtype_policy, name="conv1")
+        self.excite = ConvBNReLU(channels, 1, dtype=self.dtype_policy, name="conv2")
+        self.squeeze.build((input_shape[0], 1, 1, channels))
+        self.excite.build((input_shape[0], 1, 1, channels // self.reduction))
+
+    def call(self, inputs, training=None):
+        x = ops.mean(inputs, axis=(1, 2), keepdims=True)
+        return self.excite(self.squeeze(x, training=training), training=training)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], 1, 1, input_shape[-1])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(reduction=self.reduction)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="hacnn_tf")
+class SoftAttention(keras.layers.Layer):
+    """Soft attention (§3.1 I): `sigmoid(ConvBNReLU_1x1(spatial * channel))`, one weight per feature.
+
+    Because the 1x1 block ends in ReLU (torchreid, kept for checkpoint parity) the map lies in `[0.5, 1)`.
+
+    Input `(N, H, W, C)`; output `(N, H, W, C)` attention map.
+    """
+
+    def __init__(self, reduction: int = 16, **kwargs):
+        super().__init__(**kwargs)
+        self.reduction = int(reduction)
+        self.spatial_attention = SpatialAttention(dtype=self.dtype_policy, name="spatial_attention")
+        self.channel_attention = ChannelAttention(self.reduction, dtype=self.dtype_policy, name="channel_attention")
+        self.fuse = None
+
+    def build(self, input_shape):
+        self.spatial_attention.build(input_shape)
+        self.channel_attention.build(input_shape)
+        self.fuse = ConvBNReLU(input_shape[-1], 1, dtype=self.dtype_policy, name="conv")
+        self.fuse.build(input_shape)
+
+    def call(self, inputs, training=None):
+        joint = self.spatial_attention(inputs, training=training) * self.channel_attention(inputs, training=training)
+        return ops.sigmoid(self.fuse(joint, training=training))
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(reduction=self.reduction)
+        return config

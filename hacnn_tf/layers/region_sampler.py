@@ -1,0 +1,81 @@
+"""The bilinear sampler of the hard regional attention (HA-CNN §3.1 II, torchreid `HACNN.stn` + resize)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import keras
+from keras import ops
+
+from hacnn_tf.layers.interpolation import align_corners_resize_matrix, grid_sample_matrix
+
+
+@keras.saving.register_keras_serializable(package="hacnn_tf")
+class RegionSampler(keras.layers.Layer):
+    """Crops `T` horizontal stripes out of a feature map and resizes them to the local stream's size.
+
+    Equal to PyTorch's `F.affine_grid(theta, x.size())` + `F.grid_sample(x, grid)` (bilinear, zero padding) followed
+    by `F.interpolate(size=output_size, mode="bilinear", align_corners=True)`, for the axis-aligned transform
+    `theta = [[scale_x, 0, t_x], [0, scale_y, t_y]]` that HA-CNN learns. Because `theta` has no rotation or shear
+    the sampling is separable: per region, `crop = A_y @ x @ A_x^T` with `A = resize_matrix @ grid_sample_matrix(t)`.
+    Only builtin TFLite ops result (batch matmul, abs, relu), and gradients reach `t` through the positions `p`.
+
+    Args:
+        output_size: `(height, width)` of each resized crop, e.g. `(24, 28)` at level 1.
+        scale: `(scale_y, scale_x)`, the fixed diagonal of `theta`; HA-CNN uses `(1 / T, 1.0)`.
+        align_corners: `grid_sample`'s flag (PyTorch >= 1.3 defaults to False; earlier versions behaved as True).
+
+    Call arguments:
+        features: `(N, H, W, C)` feature map.
+        translations: `(N, T, 2)` region translations `(t_x, t_y)` in normalised coordinates.
+
+    Returns:
+        `(N, T, output_height, output_width, C)` crops.
+    """
+
+    def __init__(
+        self,
+        output_size: Sequence[int],
+        scale: Sequence[float] = (0.25, 1.0),
+        align_corners: bool = False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.output_size = tuple(int(s) for s in output_size)
+        self.scale = tuple(float(s) for s in scale)
+        self.align_corners = bool(align_corners)
+        if len(self.output_size) != 2 or min(self.output_size) < 1:
+            raise ValueError(f"`output_size` must be two positive integers (height, width); got {output_size}")
+        if len(self.scale) != 2:
+            raise ValueError(f"`scale` must be (scale_y, scale_x); got {scale}")
+
+    def sampling_matrices(self, translations, height: int, width: int):
+        """`(N, T, out_h, H)` and `(N, T, out_w, W)` matrices that map the input rows and columns to a crop."""
+        # The sampling positions need float32 at least, also under mixed precision (80 rows, sub-pixel steps).
+        translations = ops.cast(translations, "float64" if self.compute_dtype == "float64" else "float32")
+        scale_y, scale_x = self.scale
+        sample_y = grid_sample_matrix(translations[..., 1], scale_y, height, self.align_corners)
+        sample_x = grid_sample_matrix(translations[..., 0], scale_x, width, self.align_corners)
+        resize_y = align_corners_resize_matrix(height, self.output_size[0])
+        resize_x = align_corners_resize_matrix(width, self.output_size[1])
+        matrix_y = ops.einsum("oi,ntij->ntoj", resize_y, sample_y)
+        matrix_x = ops.einsum("oi,ntij->ntoj", resize_x, sample_x)
+        return matrix_y, matrix_x
+
+    def call(self, features, translations):
+        height, width = features.shape[1], features.shape[2]
+        if height is None or width is None:
+            raise ValueError(f"RegionSampler needs a static feature height and width; got shape {features.shape}")
+        matrix_y, matrix_x = self.sampling_matrices(translations, height, width)
+        matrix_y = ops.cast(matrix_y, features.dtype)
+        matrix_x = ops.cast(matrix_x, features.dtype)
+        rows = ops.einsum("ntoh,nhwc->ntowc", matrix_y, features)
+        return ops.einsum("ntowc,ntpw->ntopc", rows, matrix_x)
+
+    def compute_output_shape(self, features_shape, translations_shape):
+        return (features_shape[0], translations_shape[1], *self.output_size, features_shape[-1])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(output_size=self.output_size, scale=self.scale, align_corners=self.align_corners)
+        return config

@@ -1,0 +1,58 @@
+import numpy as np
+import pytest
+import torch
+
+from conftest import randomize_torch_module, run_layer_test
+from hacnn_tf.convert.torchreid import assign_torchreid_tensors, inception_a_variables, inception_b_variables
+from hacnn_tf.layers import InceptionA, InceptionB
+from test_conv import prefixed, to_nhwc
+
+
+def conv_params(cin, cout, k):
+    return k * k * cin * cout + cout + 2 * cout
+
+
+@pytest.mark.parametrize("size", [(40, 16), (7, 6)])
+def test_inception_a_matches_torchreid(torchreid_hacnn, size):
+    reference = torchreid_hacnn.InceptionA(12, 16)
+    randomize_torch_module(reference, seed=1)
+    reference.eval()
+    # Negative inputs too: the average pool's zero padding must count in the mean (count_include_pad=True).
+    x = torch.randn(3, 12, *size, generator=torch.Generator().manual_seed(1))
+    run_layer_test(
+        InceptionA, dict(filters=16), to_nhwc(x), expected_output_shape=(3, *size, 16),
+        expected_trainable_weights=7 * 4,
+        expected_trainable_params=3 * (conv_params(12, 4, 1) + conv_params(4, 4, 3)) + conv_params(12, 4, 1),
+    )
+    layer = InceptionA(16)
+    layer.build((None, *size, 12))
+    assign_torchreid_tensors(inception_a_variables(layer, "m"), prefixed(reference.state_dict()), "InceptionA")
+    with torch.no_grad():
+        expected = to_nhwc(reference(x))
+    np.testing.assert_allclose(np.asarray(layer(to_nhwc(x))), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("size,expected_size", [((80, 32), (40, 16)), ((6, 7), (3, 4)), ((24, 28), (12, 14))])
+def test_inception_b_matches_torchreid(torchreid_hacnn, size, expected_size):
+    reference = torchreid_hacnn.InceptionB(8, 16)
+    randomize_torch_module(reference, seed=2)
+    reference.eval()
+    # Signed inputs: PyTorch pads the max pool with -inf, so a zero pad would be wrong here.
+    x = torch.randn(2, 8, *size, generator=torch.Generator().manual_seed(2)) - 1.0
+    run_layer_test(
+        InceptionB, dict(filters=16), to_nhwc(x), expected_output_shape=(2, *expected_size, 16),
+        expected_trainable_weights=6 * 4,
+        expected_trainable_params=conv_params(8, 4, 1) + conv_params(4, 4, 3) + conv_params(8, 4, 1)
+        + 2 * conv_params(4, 4, 3) + conv_params(8, 8, 1),
+    )
+    layer = InceptionB(16)
+    layer.build((None, *size, 8))
+    assign_torchreid_tensors(inception_b_variables(layer, "m"), prefixed(reference.state_dict()), "InceptionB")
+    with torch.no_grad():
+        expected = to_nhwc(reference(x))
+    np.testing.assert_allclose(np.asarray(layer(to_nhwc(x))), expected, atol=1e-5)
+
+
+def test_inception_rejects_filters_not_divisible_by_four():
+    with pytest.raises(ValueError, match="multiple of 4; got 10"):
+        InceptionB(10)

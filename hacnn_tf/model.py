@@ -185,15 +185,19 @@ class HACNN(keras.Model):
             return None
         return _dense(self.num_classes, name, self.dtype_policy)
 
-    def build(self, input_shape):
+    def _check_input_shape(self, input_shape) -> None:
         if tuple(input_shape[1:]) != (*self.input_size, 3):
             raise ValueError(f"HACNN was configured for input (N, {self.input_size[0]}, {self.input_size[1]}, 3); "
                              f"got input shape {tuple(input_shape)}")
+
+    def build(self, input_shape):
+        self._check_input_shape(input_shape)
         # One symbolic pass in training mode reaches every sublayer, classifiers included, and builds it.
         self._forward(keras.KerasTensor((1, *self.input_size, 3)), training=True)
         self.built = True
 
     def call(self, inputs, training=None):
+        self._check_input_shape(inputs.shape)
         return self._forward(inputs, training=bool(training))
 
     def _forward(self, inputs, training: bool):

@@ -61,7 +61,9 @@ def randomize_torch_module(module, seed: int = 0) -> None:
                 sub.weight.normal_(0.0, (2.0 / fan_in) ** 0.5, generator=generator)
                 sub.bias.normal_(0.0, 0.1, generator=generator)
                 if name.endswith("hard_attn.fc"):
-                    sub.weight.normal_(0.0, 3.0 / fan_in**0.5, generator=generator)
+                    # Stripe-centre bias as torchreid initialises it, plus weights small enough not to saturate tanh.
+                    sub.weight.normal_(0.0, 0.3 / fan_in**0.5, generator=generator)
+                    sub.bias.mul_(0.2).add_(torch.tensor([0, -0.75, 0, -0.25, 0, 0.25, 0, 0.75]))
             elif isinstance(sub, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
                 sub.weight.uniform_(0.5, 1.5, generator=generator)
                 sub.bias.normal_(0.0, 0.1, generator=generator)
@@ -119,3 +121,26 @@ def run_layer_test(layer_cls, init_kwargs: dict, input_data, expected_output_sha
     assert len(layer.trainable_weights) == expected_trainable_weights
     assert sum(int(np.prod(w.shape)) for w in layer.trainable_weights) == expected_trainable_params
     return eager
+
+
+@pytest.fixture(scope="session")
+def images():
+    """Four ImageNet-normalised-looking 160 x 64 images (NHWC)."""
+    import numpy as np
+
+    return np.random.default_rng(123).normal(size=(4, 160, 64, 3)).astype("float32")
+
+
+@pytest.fixture(scope="session")
+def paper_model():
+    """A `HACNN(10)` at the paper's size with random, non-trivial hard attention."""
+    import numpy as np
+
+    from hacnn_tf import HACNN
+
+    model = HACNN(10)
+    rng = np.random.default_rng(0)
+    for attention in model.attentions:
+        kernel = attention.hard_attention.fc.kernel
+        kernel.assign(rng.normal(0.0, 0.5, size=kernel.shape).astype("float32"))
+    return model

@@ -92,14 +92,12 @@ def _check_inputs(
 ) -> None:
     if distmat.ndim != 2 or distmat.shape[1] == 0:
         raise ValueError(f"distmat must be 2-D (num_query, num_gallery) with a gallery, got shape {distmat.shape}")
-    expected = {"q_pids": distmat.shape[0], "q_camids": distmat.shape[0], "g_pids": distmat.shape[1],
-                "g_camids": distmat.shape[1]}
-    arrays = {"q_pids": q_pids, "q_camids": q_camids, "g_pids": g_pids, "g_camids": g_camids}
-    for name, array in arrays.items():
-        if array.shape != (expected[name],):
-            raise ValueError(
-                f"{name} must be 1-D of length {expected[name]} to match distmat {distmat.shape}, got {array.shape}"
-            )
+    num_q, num_g = distmat.shape
+    arrays = {"q_pids": (q_pids, num_q), "q_camids": (q_camids, num_q), "g_pids": (g_pids, num_g),
+              "g_camids": (g_camids, num_g)}
+    for name, (array, length) in arrays.items():
+        if array.shape != (length,):
+            raise ValueError(f"{name} must be 1-D of length {length} to match distmat {distmat.shape}, got {array.shape}")
 
 
 def _ranked_match_statistics(ranked: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -191,9 +189,9 @@ def results_table(results: Mapping[str, Mapping[str, float | np.ndarray]], perce
     return table * 100 if percent else table
 
 
-def write_results(table: pd.DataFrame, path_stem: str | os.PathLike[str], float_format: str = "{:.2f}") -> tuple[
-    pathlib.Path, pathlib.Path
-]:
+def write_results(
+    table: pd.DataFrame, path_stem: str | os.PathLike[str], float_format: str = "{:.2f}"
+) -> tuple[pathlib.Path, pathlib.Path]:
     """Writes `<path_stem>.csv` (full precision) and `<path_stem>.md` (floats as `float_format`), each atomically."""
     csv_path = pathlib.Path(f"{os.fspath(path_stem)}.csv")
     md_path = pathlib.Path(f"{os.fspath(path_stem)}.md")

@@ -1,0 +1,170 @@
+"""tf.data input pipelines: decode, resize, augment as torchreid trains HA-CNN, normalise, P x K sampling."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from hacnn_tf.layers.preprocessing import normalize_images
+
+AUTOTUNE = tf.data.AUTOTUNE
+# torchreid's Random2DTranslation enlarges by 1/8 before a random crop back to the input size.
+TRANSLATION_ENLARGEMENT = 1.125
+
+
+def decode_and_resize(image_bytes, input_size: Sequence[int]):
+    """Encoded JPEG/PNG/BMP/GIF bytes -> `(H, W, 3)` float32 RGB pixels in `[0, 255]` at `input_size`.
+
+    Grayscale is repeated to RGB and alpha dropped; bilinear resize with antialiasing, like PIL's bilinear resize that
+    torchreid uses. The one definition of image loading used by training, evaluation and the exports.
+    """
+    image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
+    image.set_shape([None, None, 3])
+    return tf.image.resize(tf.cast(image, tf.float32), tuple(input_size), method="bilinear", antialias=True)
+
+
+def random_translate(image, input_size: Sequence[int], seed, probability: float = 0.5):
+    """torchreid's `Random2DTranslation`: with `probability`, enlarge by 1/8 and crop a random `input_size` window."""
+    height, width = input_size
+    big = (int(round(height * TRANSLATION_ENLARGEMENT)), int(round(width * TRANSLATION_ENLARGEMENT)))
+    seeds = tf.random.experimental.stateless_split(seed, 2)
+
+    def translated():
+        enlarged = tf.image.resize(image, big, method="bilinear", antialias=True)
+        return tf.image.stateless_random_crop(enlarged, (height, width, 3), seed=seeds[1])
+
+    apply = tf.random.stateless_uniform([], seed=seeds[0]) < probability
+    return tf.cond(apply, translated, lambda: image)
+
+
+def random_erase(image, seed, probability: float = 0.5, area=(0.02, 0.4), min_aspect: float = 0.3):
+    """Random erasing (Zhong et al. 2020, torchreid's `RandomErasing`) on a normalised image: the box becomes 0, the
+    normalised ImageNet mean."""
+    height, width = image.shape[0], image.shape[1]
+    draws = tf.random.stateless_uniform([5], seed=seed)
+    target_area = (area[0] + (area[1] - area[0]) * draws[0]) * height * width
+    aspect = tf.exp(tf.math.log(min_aspect) + (tf.math.log(1.0 / min_aspect) - tf.math.log(min_aspect)) * draws[1])
+    box_h = tf.clip_by_value(tf.cast(tf.round(tf.sqrt(target_area * aspect)), tf.int32), 1, height)
+    box_w = tf.clip_by_value(tf.cast(tf.round(tf.sqrt(target_area / aspect)), tf.int32), 1, width)
+    top = tf.cast(draws[2] * tf.cast(height - box_h + 1, tf.float32), tf.int32)
+    left = tf.cast(draws[3] * tf.cast(width - box_w + 1, tf.float32), tf.int32)
+    rows = tf.range(height)[:, None]
+    cols = tf.range(width)[None, :]
+    inside = (rows >= top) & (rows < top + box_h) & (cols >= left) & (cols < left + box_w) & (draws[4] < probability)
+    return tf.where(inside[:, :, None], tf.zeros_like(image), image)
+
+
+def pk_indices(pids: np.ndarray, num_identities: int, num_instances: int, rng: np.random.Generator) -> np.ndarray:
+    """One epoch of identity-balanced indices: batches of `num_identities` x `num_instances` images.
+
+    As torchreid's `RandomIdentitySampler`: each identity's images are shuffled and cut into groups of K (drawn with
+    replacement when it has fewer than K), and every batch takes one group from each of P identities.
+    """
+    groups: dict[int, list[np.ndarray]] = {}
+    for pid in np.unique(pids):
+        members = np.flatnonzero(pids == pid)
+        if len(members) < num_instances:
+            members = rng.choice(members, num_instances, replace=True)
+        members = rng.permutation(members)
+        usable = len(members) // num_instances * num_instances
+        groups[int(pid)] = list(members[:usable].reshape(-1, num_instances))
+    if len(groups) < num_identities:
+        raise ValueError(f"P x K sampling needs at least P={num_identities} identities; the data has {len(groups)}")
+    batches = []
+    while sum(bool(g) for g in groups.values()) >= num_identities:
+        available = [pid for pid, g in groups.items() if g]
+        chosen = rng.choice(available, num_identities, replace=False)
+        batches.append(np.concatenate([groups[int(pid)].pop() for pid in chosen]))
+    return np.concatenate(batches)
+
+
+def _read(path):
+    return tf.io.read_file(path)
+
+
+def epoch_plan(pids: np.ndarray, epochs: int, batch_size: int, num_instances: int | None = None, seed: int = 0
+               ) -> np.ndarray:
+    """`(epochs, steps * batch_size)` image indices: the order every epoch of training reads the table in.
+
+    Epoch `e` depends only on `(seed, e)`, so a run resumed at epoch `e` reads exactly what an uninterrupted run
+    reads. Uniform shuffling drops the last partial batch; P x K epochs are cut (or wrapped) to the first epoch's
+    number of batches, so every epoch has the same number of steps.
+    """
+    plans = []
+    for epoch in range(epochs):
+        rng = np.random.default_rng([seed, epoch])
+        if num_instances:
+            order = pk_indices(pids, batch_size // num_instances, num_instances, rng)
+        else:
+            order = rng.permutation(len(pids))
+        plans.append(order)
+    length = len(plans[0]) // batch_size * batch_size
+    if length == 0:
+        raise ValueError(f"The training table has {len(pids)} images: fewer than one batch of {batch_size}")
+    return np.stack([np.resize(order, length) for order in plans])
+
+
+def make_train_dataset(
+    table: pd.DataFrame,
+    input_size: Sequence[int],
+    batch_size: int,
+    target_names: Sequence[str],
+    seed: int = 0,
+    flip: bool = True,
+    translate: bool = True,
+    random_erasing: bool = False,
+    num_instances: int | None = None,
+    epochs: int = 1,
+    initial_epoch: int = 0,
+) -> tf.data.Dataset:
+    """Training batches `(images, {target_name: pid})` for `epochs - initial_epoch` epochs, decoded, augmented and
+    ImageNet-normalised; `len(dataset)` is the number of steps.
+
+    Args:
+        table: rows with `path` and `pid` (training labels 0..N-1).
+        input_size: `(height, width)` of the model.
+        batch_size: images per batch; with `num_instances` K, a multiple of K (P = batch_size / K identities).
+        target_names: the model outputs that take the identity label (keys of `compile`'s loss dictionary).
+        seed: shuffling and augmentation seed: the same seed gives the same batches, epoch by epoch.
+        flip, translate, random_erasing: torchreid's `random_flip`, `random_crop` (Random2DTranslation) and
+            `random_erase`.
+        num_instances: K for identity-balanced P x K batches (triplet loss); None shuffles uniformly.
+        epochs, initial_epoch: the epochs to produce; a resumed run starts at `initial_epoch` and sees the same
+            images and augmentations as an uninterrupted one.
+    """
+    if num_instances and batch_size % num_instances:
+        raise ValueError(f"batch_size ({batch_size}) must be a multiple of num_instances ({num_instances})")
+    paths = table["path"].astype(str).to_numpy()
+    pids = table["pid"].to_numpy().astype("int32")
+    plan = epoch_plan(pids, epochs, batch_size, num_instances, seed)
+    positions = np.arange(plan.size, dtype="int64").reshape(plan.shape)
+    indices = tf.data.Dataset.from_tensor_slices(
+        (plan[initial_epoch:].reshape(-1), positions[initial_epoch:].reshape(-1)))
+    paths_t, pids_t = tf.constant(paths), tf.constant(pids)
+
+    def load(index, position):
+        seeds = tf.random.experimental.stateless_split(tf.stack([tf.cast(seed, tf.int64), position]), 3)
+        image = decode_and_resize(_read(tf.gather(paths_t, index)), input_size)
+        if flip:
+            image = tf.image.stateless_random_flip_left_right(image, seed=seeds[0])
+        if translate:
+            image = random_translate(image, input_size, seeds[1])
+        image = normalize_images(image)
+        if random_erasing:
+            image = random_erase(image, seeds[2])
+        label = tf.gather(pids_t, index)
+        return image, {name: label for name in target_names}
+
+    dataset = indices.map(load, num_parallel_calls=AUTOTUNE, deterministic=True)
+    return dataset.batch(batch_size, drop_remainder=True).prefetch(AUTOTUNE)
+
+
+def make_eval_dataset(table: pd.DataFrame, input_size: Sequence[int], batch_size: int = 64) -> tf.data.Dataset:
+    """Batches of normalised images in table order (no augmentation), for feature extraction."""
+    paths = tf.data.Dataset.from_tensor_slices(table["path"].astype(str).to_numpy())
+    images = paths.map(lambda p: normalize_images(decode_and_resize(_read(p), input_size)),
+                       num_parallel_calls=AUTOTUNE, deterministic=True)
+    return images.batch(batch_size).prefetch(AUTOTUNE)

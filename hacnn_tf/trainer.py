@@ -1,0 +1,195 @@
+"""Configuration-driven training with `model.fit`: the library behind `training/fit.py` and `make demo`."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import pathlib
+from typing import Any, Mapping, Sequence
+
+import keras
+import yaml
+
+from hacnn_tf.data.datasets import ReIDDataset, load_dataset
+from hacnn_tf.data.pipeline import make_train_dataset
+from hacnn_tf.evaluation.callback import ReIDEvaluation
+from hacnn_tf.losses import hacnn_losses
+from hacnn_tf.model import HACNN
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CONFIG: dict[str, dict[str, Any]] = {
+    "data": {"name": "market1501", "root": None, "options": {}},
+    "model": {"input_size": [160, 64], "learn_region": True, "num_regions": 4, "feat_dim": 512,
+              "nchannels": [128, 256, 384], "align_corners": False},
+    "loss": {"softmax": True, "triplet": False, "weight_x": 1.0, "weight_t": 1.0, "label_smoothing": 0.1,
+             "margin": 0.3},
+    "train": {"epochs": 150, "batch_size": 32, "num_instances": None, "flip": True, "translate": True,
+              "random_erasing": False, "seed": 0, "jit_compile": False},
+    # Adam 5e-4 (the paper). weight_decay is Keras' decoupled decay, not torch's coupled L2 (HACNN.md §8.9).
+    "optimizer": {"name": "adam", "learning_rate": 5e-4, "weight_decay": 5e-4, "beta_1": 0.9, "beta_2": 0.999,
+                  "momentum": 0.9, "nesterov": False},
+    # Step decay at fractions of training (torchreid's multistep); empty milestones keep the rate constant.
+    "schedule": {"milestones": [], "gamma": 0.1},
+    "eval": {"every": 10, "metric": "euclidean", "ranks": [1, 5, 10, 20], "batch_size": 64},
+    "output": {"dir": "runs/hacnn", "tensorboard": True, "backup_every_steps": None},
+}
+
+
+def _merge(base: dict, update: Mapping, path: str = "") -> dict:
+    for key, value in update.items():
+        where = f"{path}{key}"
+        if key not in base:
+            raise ValueError(f"Unknown config field {where!r}; expected one of {sorted(base)}")
+        if isinstance(base[key], dict) and key != "options":
+            if not isinstance(value, Mapping):
+                raise ValueError(f"Config field {where!r} must be a mapping; got {value!r}")
+            _merge(base[key], value, f"{where}.")
+        else:
+            base[key] = value
+    return base
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] = ()) -> dict:
+    """The default configuration, updated by a YAML/JSON file and `section.field=value` overrides (YAML values)."""
+    config = copy.deepcopy(DEFAULT_CONFIG)
+    if path is not None:
+        path = pathlib.Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"Config file not found: {path}")
+        with open(path, encoding="utf-8") as handle:
+            loaded = json.load(handle) if path.suffix == ".json" else yaml.safe_load(handle)
+        if not isinstance(loaded, Mapping):
+            raise ValueError(f"{path}: a config must be a mapping of sections; got {type(loaded).__name__}")
+        _merge(config, loaded)
+    for item in overrides:
+        key, separator, raw = item.partition("=")
+        if not separator or "." not in key:
+            raise ValueError(f"Override {item!r} must look like section.field=value")
+        nested: dict = {}
+        cursor = nested
+        *parents, leaf = key.split(".")
+        for part in parents:
+            cursor = cursor.setdefault(part, {})
+        cursor[leaf] = yaml.safe_load(raw)
+        _merge(config, nested)
+    return config
+
+
+def build_optimizer(config: Mapping, steps_per_epoch: int, epochs: int) -> keras.optimizers.Optimizer:
+    """Adam or SGD with a multistep learning-rate schedule (milestones < 1 are fractions of the epochs)."""
+    opt, schedule = config["optimizer"], config["schedule"]
+    base = float(opt["learning_rate"])
+    boundaries = [int(round(m * epochs if m < 1 else m)) * steps_per_epoch for m in schedule["milestones"]]
+    if boundaries:
+        values = [base * float(schedule["gamma"]) ** i for i in range(len(boundaries) + 1)]
+        learning_rate = keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+    else:
+        learning_rate = base
+    name = opt["name"].lower()
+    decay = float(opt["weight_decay"]) or None
+    if name == "adam":
+        return keras.optimizers.Adam(learning_rate, beta_1=opt["beta_1"], beta_2=opt["beta_2"], weight_decay=decay)
+    if name == "sgd":
+        return keras.optimizers.SGD(learning_rate, momentum=opt["momentum"], nesterov=opt["nesterov"],
+                                    weight_decay=decay)
+    raise ValueError(f"optimizer.name must be 'adam' or 'sgd'; got {opt['name']!r}")
+
+
+def build_model(config: Mapping, num_classes: int) -> HACNN:
+    model_config = dict(config["model"])
+    return HACNN(num_classes if config["loss"]["softmax"] else None, **model_config)
+
+
+def configured_losses(config: Mapping, learn_region: bool) -> tuple[dict, dict]:
+    """The `(loss, loss_weights)` dictionaries the `loss` section asks for (keys: the outputs that take labels)."""
+    loss = config["loss"]
+    return hacnn_losses(softmax=loss["softmax"], triplet=loss["triplet"], weight_x=loss["weight_x"],
+                        weight_t=loss["weight_t"], label_smoothing=loss["label_smoothing"], margin=loss["margin"],
+                        learn_region=learn_region)
+
+
+def train_dataset(config: Mapping, dataset: ReIDDataset, target_names: Sequence[str], initial_epoch: int = 0):
+    train = config["train"]
+    return make_train_dataset(
+        dataset.train, config["model"]["input_size"], train["batch_size"], target_names, seed=train["seed"],
+        flip=train["flip"], translate=train["translate"], random_erasing=train["random_erasing"],
+        num_instances=train["num_instances"], epochs=train["epochs"], initial_epoch=initial_epoch,
+    )
+
+
+def backup_epoch(backup_dir: pathlib.Path) -> int:
+    """The epoch a run backed up by `keras.callbacks.BackupAndRestore` in `backup_dir` resumes at (0 if none)."""
+    metadata = backup_dir / "training_metadata.json"
+    if not metadata.is_file():
+        return 0
+    return int(json.loads(metadata.read_text(encoding="utf-8"))["epoch"])
+
+
+class LearningRateLogger(keras.callbacks.Callback):
+    """Adds the optimizer's current `learning_rate` (schedules evaluated) to the epoch logs."""
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs is not None:
+            logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+
+def build_callbacks(config: Mapping, dataset: ReIDDataset, output_dir: pathlib.Path) -> list[keras.callbacks.Callback]:
+    """Backup for resuming, NaN stop, learning-rate and re-id metrics in the logs, best (by mAP) and last
+    checkpoints, CSV and TensorBoard logs; in that order, so the later ones see what the earlier ones logged."""
+    eval_config, output = config["eval"], config["output"]
+    epochs = config["train"]["epochs"]
+    callbacks: list[keras.callbacks.Callback] = [
+        keras.callbacks.BackupAndRestore(str(output_dir / "backup"),
+                                         save_freq=output["backup_every_steps"] or "epoch"),
+        keras.callbacks.TerminateOnNaN(),
+        LearningRateLogger(),
+        ReIDEvaluation(dataset.query, dataset.gallery, every=eval_config["every"], epochs=epochs,
+                       metric=eval_config["metric"], ranks=eval_config["ranks"], batch_size=eval_config["batch_size"]),
+        keras.callbacks.ModelCheckpoint(str(output_dir / "best.keras"), monitor="val_mAP", mode="max",
+                                        save_best_only=True, verbose=0),
+        keras.callbacks.ModelCheckpoint(str(output_dir / "last.keras"), verbose=0),
+        keras.callbacks.CSVLogger(str(output_dir / "training_log.csv"), append=True),
+    ]
+    if output["tensorboard"]:
+        callbacks.append(keras.callbacks.TensorBoard(str(output_dir / "tensorboard"), write_graph=False))
+    return callbacks
+
+
+def fit(config: Mapping, dataset: ReIDDataset | None = None, verbose: int | str = "auto",
+        extra_callbacks: Sequence[keras.callbacks.Callback] = ()) -> tuple[HACNN, keras.callbacks.History]:
+    """Trains HA-CNN as `config` says; returns the model and the Keras history (with `val_mAP`, `val_rank1`...).
+
+    Writes under `output.dir`: `config.yaml`, `best.keras` (best val_mAP), `last.keras`, `training_log.csv`,
+    `tensorboard/` and `backup/` (restarted runs resume from it).
+    """
+    keras.utils.set_random_seed(int(config["train"]["seed"]))
+    if dataset is None:
+        data = config["data"]
+        if not data["root"]:
+            raise ValueError("data.root is not set: give the folder that holds the data set")
+        dataset = load_dataset(data["name"], data["root"], **data["options"])
+    output_dir = pathlib.Path(config["output"]["dir"])
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "config.yaml").write_text(yaml.safe_dump(dict(config), sort_keys=False), encoding="utf-8")
+
+    epochs = int(config["train"]["epochs"])
+    initial_epoch = backup_epoch(output_dir / "backup")
+    if initial_epoch:
+        logger.info("resuming from the backup in %s at epoch %d", output_dir / "backup", initial_epoch + 1)
+    if initial_epoch >= epochs:
+        raise ValueError(f"The backup in {output_dir / 'backup'} is at epoch {initial_epoch}, the configured "
+                         f"train.epochs is {epochs}: nothing left to train")
+    model = build_model(config, dataset.num_train_pids)
+    losses, loss_weights = configured_losses(config, model.learn_region)
+    data = train_dataset(config, dataset, list(losses), initial_epoch)
+    steps = len(data) // (epochs - initial_epoch)
+    model.compile(optimizer=build_optimizer(config, steps, epochs), loss=losses, loss_weights=loss_weights,
+                  jit_compile=bool(config["train"]["jit_compile"]))
+    history = model.fit(data, epochs=epochs, steps_per_epoch=steps,
+                        callbacks=[*build_callbacks(config, dataset, output_dir), *extra_callbacks], verbose=verbose)
+    logger.info("training finished after %d epochs", len(history.epoch))
+    return model, history
+

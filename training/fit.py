@@ -1,0 +1,23 @@
+"""Train HA-CNN with model.fit from a config file: `python -m training.fit CONFIG [--set section.field=value ...]`.
+
+Example: python -m training.fit training/configs/market1501_paper_softmax.yaml --set data.root=/data/reid
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from hacnn_tf.trainer import fit, load_config
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config", nargs="?", help="YAML or JSON config (training/configs/*.yaml)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                        help="override a config field (YAML value), e.g. --set train.epochs=5")
+    args = parser.parse_args(argv)
+    fit(load_config(args.config, args.overrides))
+
+
+if __name__ == "__main__":
+    main()

@@ -10,8 +10,10 @@ import pathlib
 from typing import Any, Mapping, Sequence
 
 import keras
+import pandas as pd
 import yaml
 
+from hacnn_tf.callbacks import AtomicModelCheckpoint, LearningRateLogger
 from hacnn_tf.data.datasets import ReIDDataset, load_dataset
 from hacnn_tf.data.pipeline import make_train_dataset
 from hacnn_tf.evaluation.callback import ReIDEvaluation
@@ -52,18 +54,34 @@ def _merge(base: dict, update: Mapping, path: str = "") -> dict:
     return base
 
 
+def _read_config_file(path: pathlib.Path, config: dict, chain: tuple[pathlib.Path, ...] = ()) -> None:
+    """Merges `path` into `config`, after the files its `base` field names (relative to it, applied in order)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"Config file not found: {path}")
+    if path.resolve() in chain:
+        raise ValueError(f"Config files include each other: {' -> '.join(map(str, (*chain, path)))}")
+    with open(path, encoding="utf-8") as handle:
+        loaded = json.load(handle) if path.suffix == ".json" else yaml.safe_load(handle)
+    if not isinstance(loaded, Mapping):
+        raise ValueError(f"{path}: a config must be a mapping of sections; got {type(loaded).__name__}")
+    loaded = dict(loaded)
+    bases = loaded.pop("base", [])
+    for base in [bases] if isinstance(bases, str) else bases:
+        _read_config_file(path.parent / base, config, (*chain, path.resolve()))
+    try:
+        _merge(config, loaded)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
+
+
 def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] = ()) -> dict:
-    """The default configuration, updated by a YAML/JSON file and `section.field=value` overrides (YAML values)."""
+    """The default configuration, updated by a YAML/JSON file and `section.field=value` overrides (YAML values).
+
+    A file may start from others: `base: ../recipes/paper.yaml` (or a list), paths relative to the file.
+    """
     config = copy.deepcopy(DEFAULT_CONFIG)
     if path is not None:
-        path = pathlib.Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"Config file not found: {path}")
-        with open(path, encoding="utf-8") as handle:
-            loaded = json.load(handle) if path.suffix == ".json" else yaml.safe_load(handle)
-        if not isinstance(loaded, Mapping):
-            raise ValueError(f"{path}: a config must be a mapping of sections; got {type(loaded).__name__}")
-        _merge(config, loaded)
+        _read_config_file(pathlib.Path(path), config)
     for item in overrides:
         key, separator, raw = item.partition("=")
         if not separator or "." not in key:
@@ -82,7 +100,8 @@ def build_optimizer(config: Mapping, steps_per_epoch: int, epochs: int) -> keras
     """Adam or SGD with a multistep learning-rate schedule (milestones < 1 are fractions of the epochs)."""
     opt, schedule = config["optimizer"], config["schedule"]
     base = float(opt["learning_rate"])
-    boundaries = [int(round(m * epochs if m < 1 else m)) * steps_per_epoch for m in schedule["milestones"]]
+    # The rate of update `i` is read at `iterations == i`; decay starts with the first update of the milestone epoch.
+    boundaries = [int(round(m * epochs if m < 1 else m)) * steps_per_epoch - 1 for m in schedule["milestones"]]
     if boundaries:
         values = [base * float(schedule["gamma"]) ** i for i in range(len(boundaries) + 1)]
         learning_rate = keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
@@ -128,19 +147,19 @@ def backup_epoch(backup_dir: pathlib.Path) -> int:
     return int(json.loads(metadata.read_text(encoding="utf-8"))["epoch"])
 
 
-class LearningRateLogger(keras.callbacks.Callback):
-    """Adds the optimizer's current `learning_rate` (schedules evaluated) to the epoch logs."""
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        if logs is not None:
-            logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-
-
-def build_callbacks(config: Mapping, dataset: ReIDDataset, output_dir: pathlib.Path) -> list[keras.callbacks.Callback]:
+def build_callbacks(config: Mapping, dataset: ReIDDataset, output_dir: pathlib.Path, resuming: bool = False
+                    ) -> list[keras.callbacks.Callback]:
     """Backup for resuming, NaN stop, learning-rate and re-id metrics in the logs, best (by mAP) and last
     checkpoints, CSV and TensorBoard logs; in that order, so the later ones see what the earlier ones logged."""
     eval_config, output = config["eval"], config["output"]
     epochs = config["train"]["epochs"]
+    best = AtomicModelCheckpoint(output_dir / "best.keras", monitor="val_mAP")
+    log_path = output_dir / "training_log.csv"
+    if resuming and log_path.is_file():
+        # A resumed run keeps best.keras unless it beats the mAP reached before the interruption.
+        logged = pd.read_csv(log_path)
+        if "val_mAP" in logged and logged["val_mAP"].notna().any():
+            best.best = float(logged["val_mAP"].max())
     callbacks: list[keras.callbacks.Callback] = [
         keras.callbacks.BackupAndRestore(str(output_dir / "backup"),
                                          save_freq=output["backup_every_steps"] or "epoch"),
@@ -148,10 +167,9 @@ def build_callbacks(config: Mapping, dataset: ReIDDataset, output_dir: pathlib.P
         LearningRateLogger(),
         ReIDEvaluation(dataset.query, dataset.gallery, every=eval_config["every"], epochs=epochs,
                        metric=eval_config["metric"], ranks=eval_config["ranks"], batch_size=eval_config["batch_size"]),
-        keras.callbacks.ModelCheckpoint(str(output_dir / "best.keras"), monitor="val_mAP", mode="max",
-                                        save_best_only=True, verbose=0),
-        keras.callbacks.ModelCheckpoint(str(output_dir / "last.keras"), verbose=0),
-        keras.callbacks.CSVLogger(str(output_dir / "training_log.csv"), append=True),
+        best,
+        AtomicModelCheckpoint(output_dir / "last.keras"),
+        keras.callbacks.CSVLogger(str(log_path), append=resuming),
     ]
     if output["tensorboard"]:
         callbacks.append(keras.callbacks.TensorBoard(str(output_dir / "tensorboard"), write_graph=False))
@@ -188,8 +206,8 @@ def fit(config: Mapping, dataset: ReIDDataset | None = None, verbose: int | str 
     steps = len(data) // (epochs - initial_epoch)
     model.compile(optimizer=build_optimizer(config, steps, epochs), loss=losses, loss_weights=loss_weights,
                   jit_compile=bool(config["train"]["jit_compile"]))
-    history = model.fit(data, epochs=epochs, steps_per_epoch=steps,
-                        callbacks=[*build_callbacks(config, dataset, output_dir), *extra_callbacks], verbose=verbose)
+    history = model.fit(data, epochs=epochs, steps_per_epoch=steps, shuffle=False,
+                        callbacks=[*build_callbacks(config, dataset, output_dir, initial_epoch > 0), *extra_callbacks], verbose=verbose)
     logger.info("training finished after %d epochs", len(history.epoch))
     return model, history
 

@@ -150,9 +150,9 @@ def paper_model():
 def tiny_synthetic(tmp_path_factory):
     """A small synthetic Market-1501-layout set (8 train ids, 6 test ids, 3 cameras) and its loaded tables."""
     from hacnn_tf.data.datasets import load_dataset
-    from hacnn_tf.data.synthetic import make_synthetic_dataset
+    from hacnn_tf.data.synthetic import generate
 
-    root = make_synthetic_dataset(tmp_path_factory.mktemp("synthetic") / "tiny", num_train_ids=8, num_test_ids=6,
+    root = generate(tmp_path_factory.mktemp("synthetic") / "tiny", num_train_ids=8, num_test_ids=6,
                                   num_cameras=3, images_per_id_per_camera=2, num_distractors=4, num_junk=2, seed=3)
     return load_dataset("market1501", root)
 

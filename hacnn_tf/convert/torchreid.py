@@ -11,12 +11,12 @@ from __future__ import annotations
 import argparse
 import os
 import pathlib
-import tempfile
 from typing import Iterator, Mapping
 
 import keras
 import numpy as np
 
+from hacnn_tf.io_utils import save_model_atomically
 from hacnn_tf.layers import ConvBNReLU, HarmoniousAttention, InceptionA, InceptionB
 from hacnn_tf.model import HACNN
 
@@ -200,23 +200,6 @@ def from_torchreid(
     model = HACNN(**{**config, **model_kwargs, "align_corners": align_corners})
     load_torchreid_weights(model, state_dict)
     return model
-
-
-def save_model_atomically(model: keras.Model, output: str | os.PathLike) -> pathlib.Path:
-    """`model.save(output)` through a temporary file in the same folder, so a crash leaves no half-written file."""
-    output = pathlib.Path(output)
-    if output.suffix != ".keras":
-        raise ValueError(f"Output must be a .keras file; got {output}")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{output.stem}.", suffix=".partial.keras", dir=output.parent)
-    os.close(handle)
-    try:
-        model.save(temporary)
-        os.replace(temporary, output)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-    return output
 
 
 def main(argv: list[str] | None = None) -> None:

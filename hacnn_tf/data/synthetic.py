@@ -28,7 +28,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
-__all__ = ["SyntheticConfig", "make_synthetic_dataset", "main"]
+__all__ = ["SyntheticConfig", "generate", "main"]
 
 _FORMAT_VERSION = 1
 _MARKER = ".synthetic.json"
@@ -305,7 +305,7 @@ def _check(config: SyntheticConfig) -> None:
         raise ValueError("need 1..9999 identities in each of train and test")
 
 
-def make_synthetic_dataset(
+def generate(
     root: str | pathlib.Path,
     num_train_ids: int = 100,
     num_test_ids: int = 100,
@@ -393,7 +393,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--images-per-id-per-camera", type=int, nargs=2, default=(4, 6), metavar=("MIN", "MAX"))
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    root = make_synthetic_dataset(args.root, num_train_ids=args.num_train_ids, num_test_ids=args.num_test_ids,
+    root = generate(args.root, num_train_ids=args.num_train_ids, num_test_ids=args.num_test_ids,
                                   num_cameras=args.num_cameras,
                                   images_per_id_per_camera=tuple(args.images_per_id_per_camera), seed=args.seed)
     print(f"synthetic data set at {root} ({time.perf_counter() - start:.1f} s)")

@@ -21,7 +21,9 @@ def extract_features(model: keras.Model, table: pd.DataFrame, batch_size: int = 
     With `flip`, the embedding is the mean of the image's and its mirror image's (test-time augmentation).
     """
     dataset = make_eval_dataset(table, model.input_size, batch_size)
-    embed = tf.function(lambda images: model(images, training=False))
+    height, width = model.input_size
+    embed = tf.function(lambda images: model(images, training=False),
+                        input_signature=[tf.TensorSpec((None, height, width, 3), tf.float32)])
     chunks = []
     for images in dataset:
         features = embed(images)

@@ -13,14 +13,14 @@ repeat after repeat, query after query, the sampled image being `images[int(u * 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pathlib
-import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+
+from hacnn_tf.io_utils import atomic_output
 
 __all__ = ["evaluate", "evaluate_rank", "results_table", "write_results"]
 
@@ -216,15 +216,3 @@ def _markdown_table(table: pd.DataFrame, float_format: str) -> str:
     for label, row in zip(table.index, table.itertuples(index=False)):
         lines.append("| " + " | ".join(cell(v) for v in (label, *row)) + " |")
     return "\n".join(lines) + "\n"
-
-
-@contextlib.contextmanager
-def atomic_output(path: pathlib.Path) -> Iterator[pathlib.Path]:
-    """Yields a temporary path beside `path`; on success it is moved onto `path` with `os.replace`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

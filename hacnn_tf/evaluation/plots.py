@@ -10,7 +10,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from hacnn_tf.evaluation.metrics import atomic_output
+from hacnn_tf.io_utils import atomic_output
 
 __all__ = ["plot_cmc"]
 

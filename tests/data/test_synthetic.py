@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from hacnn_tf.data import load_dataset, make_synthetic_dataset
+from hacnn_tf.data import load_dataset
+from hacnn_tf.data.synthetic import generate
 from hacnn_tf.data.synthetic import main
 
 TINY = dict(num_train_ids=4, num_test_ids=3, num_cameras=2, images_per_id_per_camera=(2, 3), num_distractors=3,
@@ -28,7 +29,7 @@ def file_hashes(root: pathlib.Path) -> dict[str, str]:
 def default_set(tmp_path_factory: pytest.TempPathFactory) -> tuple[pathlib.Path, float]:
     root = tmp_path_factory.mktemp("synthetic") / "market"
     start = time.perf_counter()
-    make_synthetic_dataset(root)
+    generate(root)
     return root, time.perf_counter() - start
 
 
@@ -69,9 +70,9 @@ def test_every_query_has_a_cross_camera_match(default_set: tuple[pathlib.Path, f
 
 
 def test_deterministic_per_seed(tmp_path: pathlib.Path) -> None:
-    a = make_synthetic_dataset(tmp_path / "a", seed=3, **TINY)
-    b = make_synthetic_dataset(tmp_path / "b", seed=3, **TINY)
-    c = make_synthetic_dataset(tmp_path / "c", seed=4, **TINY)
+    a = generate(tmp_path / "a", seed=3, **TINY)
+    b = generate(tmp_path / "b", seed=3, **TINY)
+    c = generate(tmp_path / "c", seed=4, **TINY)
     assert a == tmp_path / "a"
     assert file_hashes(a) == file_hashes(b)
     hashes_a, hashes_c = file_hashes(a), file_hashes(c)
@@ -81,14 +82,14 @@ def test_deterministic_per_seed(tmp_path: pathlib.Path) -> None:
 
 
 def test_idempotent_atomic_and_safe(tmp_path: pathlib.Path) -> None:
-    root = make_synthetic_dataset(tmp_path / "set", **TINY)
+    root = generate(tmp_path / "set", **TINY)
     marker = root / ".synthetic.json"
     stamp = marker.stat().st_mtime_ns
     start = time.perf_counter()
-    assert make_synthetic_dataset(tmp_path / "set", **TINY) == root
+    assert generate(tmp_path / "set", **TINY) == root
     assert time.perf_counter() - start < 0.5 and marker.stat().st_mtime_ns == stamp
     # other parameters replace the set; no temporary folder is left behind
-    make_synthetic_dataset(root, **{**TINY, "num_test_ids": 5})
+    generate(root, **{**TINY, "num_test_ids": 5})
     assert load_dataset("market1501", root, verify=False).query["pid"].nunique() == 5
     assert sorted(p.name for p in tmp_path.iterdir()) == ["set"]
     # a folder that is not a synthetic set is never overwritten
@@ -96,15 +97,15 @@ def test_idempotent_atomic_and_safe(tmp_path: pathlib.Path) -> None:
     other.mkdir()
     (other / "keep.txt").write_text("mine")
     with pytest.raises(FileExistsError):
-        make_synthetic_dataset(other, **TINY)
+        generate(other, **TINY)
     assert (other / "keep.txt").read_text() == "mine"
 
 
 def test_invalid_parameters(tmp_path: pathlib.Path) -> None:
     with pytest.raises(ValueError, match="images_per_id_per_camera"):
-        make_synthetic_dataset(tmp_path / "x", **{**TINY, "images_per_id_per_camera": 1})
+        generate(tmp_path / "x", **{**TINY, "images_per_id_per_camera": 1})
     with pytest.raises(ValueError, match="num_cameras"):
-        make_synthetic_dataset(tmp_path / "x", **{**TINY, "num_cameras": 1})
+        generate(tmp_path / "x", **{**TINY, "num_cameras": 1})
 
 
 def test_cli(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture) -> None:

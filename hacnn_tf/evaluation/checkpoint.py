@@ -1,0 +1,61 @@
+"""Evaluate a trained or imported HA-CNN checkpoint on a data set: the library behind `training/evaluate.py`."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+import keras
+import pandas as pd
+
+from hacnn_tf.convert.torchreid import from_torchreid
+from hacnn_tf.data.datasets import load_dataset
+from hacnn_tf.evaluation.features import evaluate_model
+from hacnn_tf.evaluation.metrics import results_table, write_results
+from hacnn_tf.evaluation.plots import plot_cmc
+from hacnn_tf.model import HACNN
+
+TORCH_SUFFIXES = (".pth", ".pt", ".tar")
+
+
+def load_checkpoint(path: str | os.PathLike, align_corners: bool = False) -> HACNN:
+    """A `.keras` file written by this project, or a torchreid checkpoint (`.pth`, `.pth.tar`, `.pt`)."""
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Checkpoint not found: {path}")
+    if path.suffix == ".keras":
+        model = keras.saving.load_model(path)
+        if not isinstance(model, HACNN):
+            raise ValueError(f"{path} holds a {type(model).__name__}, not a hacnn_tf.HACNN")
+        return model
+    if path.suffix in TORCH_SUFFIXES:
+        return from_torchreid(path, align_corners=align_corners)
+    raise ValueError(f"{path}: unknown checkpoint type (expected .keras, .pth, .pth.tar or .pt)")
+
+
+def evaluate_checkpoint(
+    checkpoint: str | os.PathLike,
+    dataset: str,
+    root: str | os.PathLike,
+    output: str | os.PathLike,
+    metric: str = "euclidean",
+    rerank: bool = False,
+    flip: bool = False,
+    align_corners: bool = False,
+    use_metric_cuhk03: bool = False,
+    **dataset_options,
+) -> pd.DataFrame:
+    """Evaluates `checkpoint` on the query/gallery split of `dataset` and writes `<output>.csv`, `<output>.md` and
+    `<output>_cmc.png`. Returns the table (percent): one row, two with `rerank` (plain and re-ranked)."""
+    model = load_checkpoint(checkpoint, align_corners)
+    data = load_dataset(dataset, root, **dataset_options)
+    name = pathlib.Path(checkpoint).name
+    kwargs = dict(metric=metric, flip=flip, use_metric_cuhk03=use_metric_cuhk03)
+    results = {name: evaluate_model(model, data.query, data.gallery, **kwargs)}
+    if rerank:
+        results[f"{name} + re-ranking"] = evaluate_model(model, data.query, data.gallery, rerank=True, **kwargs)
+    table = results_table(results)
+    write_results(table, output)
+    plot_cmc({key: value["cmc"] for key, value in results.items()}, f"{os.fspath(output)}_cmc.png",
+             title=f"CMC on {data.name}")
+    return table

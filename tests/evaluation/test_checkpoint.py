@@ -1,0 +1,62 @@
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from conftest import TINY_MODEL
+from hacnn_tf import HACNN
+from hacnn_tf.evaluation import compute_distance_matrix, evaluate_rank
+from hacnn_tf.evaluation.features import extract_features
+from training.evaluate import main
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    return HACNN(8, **TINY_MODEL)
+
+
+def test_flip_averaging_is_the_mean_of_the_image_and_mirror_embeddings(tmp_path, tiny_model):
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(3):
+        pixels = rng.integers(0, 256, size=(80, 40, 3), dtype=np.uint8)
+        for name, array in ((f"{i}.png", pixels), (f"{i}_mirror.png", pixels[:, ::-1])):
+            Image.fromarray(np.ascontiguousarray(array)).save(tmp_path / name)
+        rows.append((str(tmp_path / f"{i}.png"), str(tmp_path / f"{i}_mirror.png")))
+    originals = pd.DataFrame({"path": [a for a, _ in rows]})
+    mirrors = pd.DataFrame({"path": [b for _, b in rows]})
+    expected = 0.5 * (extract_features(tiny_model, originals) + extract_features(tiny_model, mirrors))
+    np.testing.assert_allclose(extract_features(tiny_model, originals, flip=True), expected, atol=1e-5)
+    assert not np.allclose(extract_features(tiny_model, originals), expected, atol=1e-3)
+
+
+def test_evaluate_command_writes_tables_and_cmc(tmp_path, tiny_model, tiny_synthetic, capsys):
+    checkpoint = tmp_path / "tiny.keras"
+    tiny_model.save(checkpoint)
+    root = tiny_synthetic.train["path"].iloc[0].rsplit("/", 2)[0]
+    main([str(checkpoint), "market1501", root, "--output", str(tmp_path / "eval"), "--rerank"])
+    assert "re-ranking" in capsys.readouterr().out
+    table = pd.read_csv(tmp_path / "eval.csv", index_col=0)
+    assert list(table.index) == ["tiny.keras", "tiny.keras + re-ranking"]
+    assert (tmp_path / "eval.md").read_text().startswith("| model |")
+    assert (tmp_path / "eval_cmc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The command's numbers are evaluate_rank on the model's embeddings.
+    query = extract_features(tiny_model, tiny_synthetic.query)
+    gallery = extract_features(tiny_model, tiny_synthetic.gallery)
+    cmc, mean_ap = evaluate_rank(compute_distance_matrix(query, gallery), tiny_synthetic.query["pid"].to_numpy(),
+                                 tiny_synthetic.gallery["pid"].to_numpy(), tiny_synthetic.query["camid"].to_numpy(),
+                                 tiny_synthetic.gallery["camid"].to_numpy())
+    assert table.loc["tiny.keras", "mAP"] == pytest.approx(100 * mean_ap, abs=1e-4)
+    assert table.loc["tiny.keras", "rank1"] == pytest.approx(100 * cmc[0], abs=1e-4)
+
+
+def test_evaluate_command_reads_torchreid_checkpoints_and_rejects_others(tmp_path, torchreid_hacnn):
+    from hacnn_tf.evaluation.checkpoint import load_checkpoint
+
+    path = tmp_path / "model.pth.tar"
+    torch.save({"state_dict": torchreid_hacnn.HACNN(5, use_gpu=False).state_dict()}, path)
+    assert load_checkpoint(path).num_classes == 5
+    (tmp_path / "weights.h5").write_bytes(b"")
+    with pytest.raises(ValueError, match="unknown checkpoint type"):
+        load_checkpoint(tmp_path / "weights.h5")

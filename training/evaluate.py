@@ -1,0 +1,35 @@
+"""Evaluate a checkpoint (.keras, or a torchreid .pth/.pth.tar/.pt) on a re-id data set.
+
+Example: python -m training.evaluate runs/market/best.keras market1501 /data/reid --output runs/market/eval --rerank
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from hacnn_tf.evaluation.checkpoint import evaluate_checkpoint
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("checkpoint")
+    parser.add_argument("dataset", help="market1501, dukemtmcreid, cuhk03, msmt17 or folder")
+    parser.add_argument("root", help="folder holding the data set")
+    parser.add_argument("--output", default="evaluation", help="path stem for .csv, .md and _cmc.png")
+    parser.add_argument("--metric", choices=("euclidean", "cosine"), default="euclidean")
+    parser.add_argument("--rerank", action="store_true", help="also report k-reciprocal re-ranking")
+    parser.add_argument("--flip", action="store_true", help="average the embeddings of each image and its mirror")
+    parser.add_argument("--align-corners", action="store_true", help="torchreid checkpoint trained with PyTorch<=1.2")
+    parser.add_argument("--cuhk03-classic-metric", action="store_true", help="CUHK03 single-gallery-shot CMC")
+    parser.add_argument("--cuhk03-labeled", action="store_true", help="CUHK03 labelled instead of detected boxes")
+    args = parser.parse_args(argv)
+    options = {"cuhk03_labeled": True} if args.cuhk03_labeled else {}
+    table = evaluate_checkpoint(args.checkpoint, args.dataset, args.root, args.output, metric=args.metric,
+                                rerank=args.rerank, flip=args.flip, align_corners=args.align_corners,
+                                use_metric_cuhk03=args.cuhk03_classic_metric, **options)
+    print(table.to_string(float_format=lambda v: f"{v:.2f}"))
+    print(f"written to {args.output}.csv, {args.output}.md and {args.output}_cmc.png")
+
+
+if __name__ == "__main__":
+    main()

@@ -11,7 +11,9 @@ INSTALLED := $(VENV)/.installed
 $(INSTALLED): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,litert,serving]'
+	# tensorflow-serving-api requires the full `tensorflow` wheel; beside tensorflow-cpu it goes in without deps.
+	$(BIN)/python -m pip install --quiet --no-deps tensorflow-serving-api==2.21.0
 	touch $@
 
 demo: $(INSTALLED)

@@ -1,9 +1,10 @@
 """HA-CNN (Li, Zhu, Gong, "Harmonious Attention Network for Person Re-Identification", CVPR 2018) in Keras 3."""
 
+from hacnn_tf import losses  # registers the hacnn_tf> losses that compiled .keras checkpoints reference
 from hacnn_tf.convert.torchreid import from_torchreid
 from hacnn_tf.layers.preprocessing import normalize_images
 from hacnn_tf.model import HACNN
 
 __version__ = "0.1.0"
 
-__all__ = ["HACNN", "from_torchreid", "normalize_images", "__version__"]
+__all__ = ["HACNN", "from_torchreid", "losses", "normalize_images", "__version__"]

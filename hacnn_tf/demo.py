@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import shutil
 from typing import Sequence
 
 import keras
@@ -13,6 +14,10 @@ from hacnn_tf.data import synthetic
 from hacnn_tf.data.datasets import load_dataset
 from hacnn_tf.evaluation.features import evaluate_model
 from hacnn_tf.evaluation.metrics import results_table, write_results
+from hacnn_tf.export.parity import load_pixels, parity_report
+from hacnn_tf.export.saved_model import export_saved_model
+from hacnn_tf.export.tflite import QUANTIZATIONS, convert_tflite
+from hacnn_tf.model import HACNN
 from hacnn_tf.trainer import build_model, fit, load_config
 
 METRIC_COLUMNS = ("rank1", "rank5", "rank10", "mAP")
@@ -20,9 +25,11 @@ DEMO_CONFIG = pathlib.Path(__file__).resolve().parent.parent / "training" / "con
 
 
 def run_demo(workdir: str | os.PathLike, config_path: str | os.PathLike = DEMO_CONFIG,
-             overrides: Sequence[str] = (), verbose: int | str = 2) -> pd.DataFrame:
+             overrides: Sequence[str] = (), verbose: int | str = 2, export: bool = True) -> pd.DataFrame:
     """Writes the synthetic data set under `workdir/data`, trains under `workdir/train` and returns (and writes to
-    `workdir/metrics.{csv,md}`) the table of Rank-1/5/10 and mAP (fractions) of the stages `untrained`, `trained`."""
+    `workdir/metrics.{csv,md}`) the table of Rank-1/5/10 and mAP (fractions) of the stages `untrained`, `trained`
+    and, with `export`, the exported models (`saved_model`, `tflite_fp32`, `_fp16`, `_dynamic`, `_int8`), whose
+    full parity report goes to `workdir/export/parity.{csv,md}`."""
     workdir = pathlib.Path(workdir)
     root = synthetic.generate(workdir / "data", seed=0)
     dataset = load_dataset("market1501", root)
@@ -32,7 +39,7 @@ def run_demo(workdir: str | os.PathLike, config_path: str | os.PathLike = DEMO_C
     keras.utils.set_random_seed(int(config["train"]["seed"]))
     untrained = build_model(config, dataset.num_train_pids)
     results = {"untrained": evaluate_model(untrained, dataset.query, dataset.gallery)}
-    _, history = fit(config, dataset, verbose=verbose)
+    model, history = fit(config, dataset, verbose=verbose)
     # The evaluation callback measured the trained model after the last epoch (eval.every: 0 -> only then).
     results["trained"] = {name.removeprefix("val_"): values[-1] for name, values in history.history.items()
                           if name.startswith("val_")}
@@ -40,4 +47,28 @@ def run_demo(workdir: str | os.PathLike, config_path: str | os.PathLike = DEMO_C
     table = results_table(results, percent=False)[list(METRIC_COLUMNS)]
     table.index.name = "stage"
     write_results(table, workdir / "metrics", float_format="{:.3f}")
+    if export:
+        parity = export_and_compare(model, dataset, workdir / "export")
+        exported = parity.drop(index="keras")[list(METRIC_COLUMNS)]
+        exported.index = [name if name == "saved_model" else f"tflite_{name}" for name in exported.index]
+        table = pd.concat([table, exported])
+        table.index.name = "stage"
+        write_results(table, workdir / "metrics", float_format="{:.3f}")
     return table
+
+
+def export_and_compare(model: HACNN, dataset, export_dir: pathlib.Path, calibration_images: int = 200
+                       ) -> pd.DataFrame:
+    """Exports `model` to a SavedModel (self-checked) and the four TFLite variants, and writes the parity report
+    `export_dir/parity.{csv,md}` on the evaluation split. Returns the report."""
+    if export_dir.exists():
+        shutil.rmtree(export_dir)
+    warmup = [pathlib.Path(p).read_bytes() for p in dataset.query["path"].iloc[:4]]
+    saved_model = export_saved_model(model, export_dir / "saved_model", warmup_images=warmup)
+    calibration = load_pixels(dataset.train.sample(min(calibration_images, len(dataset.train)), random_state=0),
+                              model.input_size)
+    paths = {variant: convert_tflite(saved_model, export_dir / f"hacnn_{variant}.tflite", variant,
+                                     calibration if variant == "int8" else None)
+             for variant in QUANTIZATIONS}
+    return parity_report(model, paths, dataset.query, dataset.gallery, export_dir / "parity", saved_model,
+                         num_threads=os.cpu_count())

@@ -46,9 +46,14 @@ def test_fit_logs_reid_metrics_and_writes_checkpoints(tmp_path, tiny_synthetic):
     log = pd.read_csv(tmp_path / "training_log.csv")
     np.testing.assert_allclose(log["val_mAP"], logs["val_mAP"])
     np.testing.assert_allclose(log["learning_rate"], [1e-3, 1e-4], rtol=1e-6)  # x0.1 at 50% of the epochs
-    last = keras.saving.load_model(tmp_path / "last.keras")
     images = np.random.default_rng(0).normal(size=(2, 64, 32, 3)).astype("float32")
-    np.testing.assert_allclose(last(images), model(images), atol=1e-6)
+    np.save(tmp_path / "images.npy", images)
+    # A compiled checkpoint (custom losses, optimizer state) loads in a fresh process after `import hacnn_tf`.
+    script = ("import sys, keras, numpy as np, hacnn_tf; m = keras.saving.load_model(sys.argv[1]); "
+              "np.save(sys.argv[3], np.asarray(m(np.load(sys.argv[2]))))")
+    subprocess.run([sys.executable, "-c", script, str(tmp_path / "last.keras"), str(tmp_path / "images.npy"),
+                    str(tmp_path / "out.npy")], check=True)
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), model(images), atol=1e-6)
 
 
 KILLED_RUN = """

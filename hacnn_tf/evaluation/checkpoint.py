@@ -24,7 +24,7 @@ def load_checkpoint(path: str | os.PathLike, align_corners: bool = False) -> HAC
     if not path.is_file():
         raise FileNotFoundError(f"Checkpoint not found: {path}")
     if path.suffix == ".keras":
-        model = keras.saving.load_model(path)
+        model = keras.saving.load_model(path, compile=False)
         if not isinstance(model, HACNN):
             raise ValueError(f"{path} holds a {type(model).__name__}, not a hacnn_tf.HACNN")
         return model

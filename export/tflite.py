@@ -11,7 +11,7 @@ import pathlib
 from hacnn_tf.data.datasets import load_dataset
 from hacnn_tf.evaluation.checkpoint import load_checkpoint
 from hacnn_tf.export.parity import load_pixels, parity_report
-from hacnn_tf.export.tflite import QUANTIZATIONS, convert_tflite
+from hacnn_tf.export.tflite import QUANTIZATIONS, convert_tflite_variants
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -28,10 +28,9 @@ def main(argv: list[str] | None = None) -> None:
     data = load_dataset(args.dataset, args.root)
     out = pathlib.Path(args.out)
     calibration = data.train.sample(min(args.calibration_images, len(data.train)), random_state=0)
-    paths = {}
-    for variant in args.variants:
-        representative = load_pixels(calibration, model.input_size) if variant == "int8" else None
-        paths[variant] = convert_tflite(args.saved_model, out / f"hacnn_{variant}.tflite", variant, representative)
+    representative = load_pixels(calibration, model.input_size) if "int8" in args.variants else None
+    paths = convert_tflite_variants(args.saved_model, {v: out / f"hacnn_{v}.tflite" for v in args.variants},
+                                    representative)
     table = parity_report(model, paths, data.query, data.gallery, out / "parity", saved_model_dir=args.saved_model)
     print(table.to_string(float_format=lambda v: f"{v:.6g}"))
     print(f"written to {out}/parity.csv and parity.md")

@@ -33,8 +33,12 @@ class _EmbeddingModule(tf.Module):
         super().__init__(name="hacnn")
         self.model = model
         height, width = model.input_size
+        # The (height, width) the embed_images signature expects, kept for tools that re-trace it (TFLite).
+        self.image_size = tf.Variable([height, width], trainable=False, name="image_size")
+        # Any shape is accepted at the signature and checked in the graph: a loaded SavedModel does not check a
+        # signature's declared shape, and a wrong rank would reach kernels that abort the process.
         self.embed_images = tf.function(
-            self._embed_images, input_signature=[tf.TensorSpec((None, height, width, 3), tf.float32, IMAGES_INPUT)],
+            self._embed_images, input_signature=[tf.TensorSpec((None, None, None, None), tf.float32, IMAGES_INPUT)],
             autograph=False)
         self.serve_bytes = tf.function(
             self._serve_bytes, input_signature=[tf.TensorSpec((None,), tf.string, BYTES_INPUT)], autograph=False)
@@ -42,7 +46,10 @@ class _EmbeddingModule(tf.Module):
     def _embed_images(self, images):
         """NHWC RGB pixels in [0, 255] at the model's input size -> `{"embedding": (N, D) float32}`.
 
+        A batch of another rank, size or channel count is an `InvalidArgument` error naming the expected shape.
         Builtin TFLite ops only: `convert_tflite` converts this signature."""
+        height, width = self.model.input_size
+        images = tf.ensure_shape(images, (None, height, width, 3), name="check_images_shape")
         return {OUTPUT: self.model(normalize_images(images), training=False)}
 
     def _serve_bytes(self, image_bytes):
@@ -61,7 +68,7 @@ def export_saved_model(model: HACNN, export_dir: str | os.PathLike, model_name: 
     """Writes `<export_dir>/<model_name>/<version>/`, a SavedModel with the signatures
 
     - `serving_default`: `image_bytes` (string `[N]`, encoded JPEG/PNG) -> `embedding` (`[N, D]` float32);
-    - `embed_images`: `images` (float32 `[N, H, W, 3]`, RGB pixels in 0..255) -> `embedding`,
+    - `embed_images`: `images` (float32 `[N, H, W, 3]`, RGB pixels in 0..255, checked in the graph) -> `embedding`,
 
     both in inference mode with a dynamic batch. The version folder appears atomically (written beside it, then
     renamed); an existing version is never overwritten. With `check`, the export is reloaded with plain

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import pathlib
 import tempfile
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import numpy as np
 import tensorflow as tf
@@ -31,7 +31,7 @@ def _batch_one_saved_model(saved_model_dir: pathlib.Path, scratch: pathlib.Path)
         raise ValueError(f"{saved_model_dir}: no '{IMAGES_SIGNATURE}' signature; export it with "
                          "hacnn_tf.export.export_saved_model")
     signature = loaded.signatures[IMAGES_SIGNATURE]
-    height, width = signature.structured_input_signature[1][IMAGES_INPUT].shape[1:3]
+    height, width = (int(n) for n in loaded.image_size.numpy())
     module = tf.Module()
     module.loaded = loaded
 
@@ -59,6 +59,39 @@ def _float_island_nodes(float_flatbuffer: bytes) -> list[str]:
             if any(layer in name for layer in FLOAT_LAYERS) and not any(op in name for op in INT8_SAMPLER_OPS)]
 
 
+def _quantize(converter: tf.lite.TFLiteConverter, images: list[np.ndarray], float_nodes: list[str]) -> bytes:
+    """Calibrates and quantises with the ops producing `float_nodes` left float (selective quantisation)."""
+    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=float_nodes)
+    debugger = tf.lite.experimental.QuantizationDebugger(
+        converter=converter, debug_dataset=lambda: ([image] for image in images[:1]), debug_options=options)
+    return debugger.get_nondebug_quantized_model()
+
+
+def _interpreter_without_delegates(model: bytes | os.PathLike):
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    source = {"model_content": model} if isinstance(model, bytes) else {"model_path": str(model)}
+    return Interpreter(**source, experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+
+
+def tflite_op_counts(model: bytes | str | os.PathLike) -> dict[str, int]:
+    """`{op name: count}` of a TFLite model's own graph (before XNNPACK takes ops over)."""
+    counts: dict[str, int] = {}
+    for detail in _interpreter_without_delegates(model)._get_ops_details():
+        counts[detail["op_name"]] = counts.get(detail["op_name"], 0) + 1
+    return counts
+
+
+def _degenerate_nodes(flatbuffer: bytes, min_scale: float = 1e-6) -> list[str]:
+    """int8 tensors whose calibrated range is empty (e.g. a dead ReLU map: a constant 0 on every calibration image).
+
+    Their scale collapses to ~1e-8, and XNNPACK refuses to build the requantisation into them ("failed to create
+    XNNPACK runtime"); left float, they cost nothing and the model loads.
+    """
+    return [detail["name"] for detail in _interpreter_without_delegates(flatbuffer).get_tensor_details()
+            if detail["dtype"] == np.int8 and 0.0 < detail["quantization"][0] < min_scale]
+
+
 def convert_tflite(
     saved_model_dir: str | os.PathLike,
     output_path: str | os.PathLike,
@@ -79,13 +112,30 @@ def convert_tflite(
             images, a few hundred at most (random noise gives ranges that XNNPACK refuses at load time).
 
     Input and output stay float32 in every variant (the int8 model quantises the pixels in its first op).
-
     Conversion fails if any op would need the Flex delegate (`TFLITE_BUILTINS` only).
     """
-    if quantization not in QUANTIZATIONS:
-        raise ValueError(f"quantization must be one of {QUANTIZATIONS}; got {quantization!r}")
-    if quantization == "int8" and representative_images is None:
-        raise ValueError("quantization='int8' needs representative_images (training images, pixels 0..255)")
+    output_path = pathlib.Path(output_path)
+    paths = convert_tflite_variants(saved_model_dir, {quantization: output_path}, representative_images)
+    return paths[quantization]
+
+
+def convert_tflite_variants(
+    saved_model_dir: str | os.PathLike,
+    outputs: Mapping[str, str | os.PathLike],
+    representative_images: Iterable[np.ndarray] | None = None,
+) -> dict[str, pathlib.Path]:
+    """`convert_tflite` for several variants (`{quantization: output_path}`) from one batch-1 re-export."""
+    unknown = [q for q in outputs if q not in QUANTIZATIONS]
+    if unknown:
+        raise ValueError(f"quantization must be one of {QUANTIZATIONS}; got {unknown[0]!r}")
+    images = None
+    if "int8" in outputs:
+        if representative_images is None:
+            raise ValueError("quantization='int8' needs representative_images (training images, pixels 0..255)")
+        images = [np.asarray(i, np.float32).reshape((1, *np.shape(i)[-3:])) for i in representative_images]
+        if not images:
+            raise ValueError("representative_images is empty")
+    written = {}
     with tempfile.TemporaryDirectory() as scratch:
         batch_one = str(_batch_one_saved_model(pathlib.Path(saved_model_dir), pathlib.Path(scratch)))
 
@@ -95,25 +145,28 @@ def convert_tflite(
             converter.optimizations = list(optimizations)
             return converter
 
-        if quantization == "int8":
-            images = [np.asarray(i, np.float32).reshape((1, *np.shape(i)[-3:])) for i in representative_images]
-            if not images:
-                raise ValueError("representative_images is empty")
-            float_nodes = _float_island_nodes(converter_for().convert())
-            converter = converter_for(tf.lite.Optimize.DEFAULT)
-            converter.representative_dataset = lambda: ([image] for image in images)
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
-                                                   tf.lite.OpsSet.TFLITE_BUILTINS]
-            debugger = tf.lite.experimental.QuantizationDebugger(
-                converter=converter, debug_dataset=lambda: ([image] for image in images[:1]),
-                debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=float_nodes))
-            flatbuffer = debugger.get_nondebug_quantized_model()
-        else:
-            converter = converter_for(*([] if quantization == "fp32" else [tf.lite.Optimize.DEFAULT]))
-            if quantization == "fp16":
-                converter.target_spec.supported_types = [tf.float16]
-            flatbuffer = converter.convert()
-    output_path = pathlib.Path(output_path)
-    with atomic_output(output_path) as tmp:
-        tmp.write_bytes(flatbuffer)
-    return output_path
+        float_model = None
+        if "fp32" in outputs or "int8" in outputs:
+            float_model = converter_for().convert()
+        for quantization, output_path in outputs.items():
+            if quantization == "fp32":
+                flatbuffer = float_model
+            elif quantization == "int8":
+                converter = converter_for(tf.lite.Optimize.DEFAULT)
+                converter.representative_dataset = lambda: ([image] for image in images)
+                converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+                                                       tf.lite.OpsSet.TFLITE_BUILTINS]
+                float_nodes = _float_island_nodes(float_model)
+                flatbuffer = _quantize(converter, images, float_nodes)
+                degenerate = _degenerate_nodes(flatbuffer)
+                if degenerate:
+                    flatbuffer = _quantize(converter, images, float_nodes + degenerate)
+            else:
+                converter = converter_for(tf.lite.Optimize.DEFAULT)
+                if quantization == "fp16":
+                    converter.target_spec.supported_types = [tf.float16]
+                flatbuffer = converter.convert()
+            with atomic_output(output_path) as tmp:
+                tmp.write_bytes(flatbuffer)
+            written[quantization] = pathlib.Path(output_path)
+    return written

@@ -159,3 +159,25 @@ def tiny_synthetic(tmp_path_factory):
 
 # A small HA-CNN (same graph, fewer channels, 64 x 32 input) for training tests that must run in seconds on CPU.
 TINY_MODEL = {"nchannels": [16, 32, 48], "feat_dim": 32, "input_size": [64, 32]}
+
+
+def to_nhwc(x) -> "np.ndarray":
+    """A torch NCHW tensor as a channels-last numpy array."""
+    return x.detach().numpy().transpose(0, 2, 3, 1)
+
+
+def assert_matches_reference(layer, variables, reference, x, atol: float = 1e-5) -> None:
+    """Copies the weights of the torch module `reference` into `layer` through `variables` (`(key, variable,
+    permutation)` triples from `hacnn_tf.convert.torchreid`, with torch keys under the prefix `m.`), then checks that
+    both give the same output on the NCHW batch `x`."""
+    import numpy as np
+    import torch
+
+    from hacnn_tf.convert.torchreid import assign_torchreid_tensors
+
+    state = {f"m.{key}": value.numpy() for key, value in reference.state_dict().items()}
+    assign_torchreid_tensors(variables, state, type(layer).__name__)
+    with torch.no_grad():
+        expected = reference(x)
+    expected = to_nhwc(expected) if expected.dim() == 4 else expected.numpy()
+    np.testing.assert_allclose(np.asarray(layer(to_nhwc(x))), expected, atol=atol)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import randomize_torch_module, run_layer_test
+from conftest import assert_matches_reference, randomize_torch_module, run_layer_test, to_nhwc
 from hacnn_tf.convert.torchreid import (
     assign_torchreid_tensors,
     conv_bn_variables,
@@ -17,7 +17,6 @@ from hacnn_tf.layers import (
     SpatialAttention,
 )
 from hacnn_tf.layers.regional import stripe_centres
-from test_conv import prefixed, to_nhwc
 
 
 def features(c=32, h=10, w=4, n=3, seed=0):
@@ -33,14 +32,9 @@ def test_spatial_attention_matches_torchreid(torchreid_hacnn):
                    expected_trainable_params=16)
     layer = SpatialAttention()
     layer.build((None, 10, 4, 32))
-    state = prefixed(reference.state_dict())
-    assign_torchreid_tensors(
-        [*conv_bn_variables(layer.downsample, "m.conv1"), *conv_bn_variables(layer.scale, "m.conv2")], state,
-        "SpatialAttention",
-    )
-    with torch.no_grad():
-        expected = to_nhwc(reference(x))
-    np.testing.assert_allclose(np.asarray(layer(to_nhwc(x))), expected, atol=1e-5)
+    assert_matches_reference(
+        layer, [*conv_bn_variables(layer.downsample, "m.conv1"), *conv_bn_variables(layer.scale, "m.conv2")],
+        reference, x)
 
 
 def test_spatial_attention_rejects_odd_sizes():
@@ -57,13 +51,9 @@ def test_channel_attention_matches_torchreid(torchreid_hacnn):
                    expected_trainable_params=(32 * 2 + 2 + 4) + (2 * 32 + 32 + 64))
     layer = ChannelAttention()
     layer.build((None, 10, 4, 32))
-    assign_torchreid_tensors(
-        [*conv_bn_variables(layer.squeeze, "m.conv1"), *conv_bn_variables(layer.excite, "m.conv2")],
-        prefixed(reference.state_dict()), "ChannelAttention",
-    )
-    with torch.no_grad():
-        expected = to_nhwc(reference(x))
-    np.testing.assert_allclose(np.asarray(layer(to_nhwc(x))), expected, atol=1e-5)
+    assert_matches_reference(
+        layer, [*conv_bn_variables(layer.squeeze, "m.conv1"), *conv_bn_variables(layer.excite, "m.conv2")],
+        reference, x)
 
 
 def test_soft_attention_matches_torchreid_and_lies_in_half_to_one(torchreid_hacnn):
@@ -76,19 +66,13 @@ def test_soft_attention_matches_torchreid_and_lies_in_half_to_one(torchreid_hacn
     assert float(np.min(output)) >= 0.5 and float(np.max(output)) < 1.0  # sigmoid(ReLU(.)), torchreid's quirk
     layer = SoftAttention()
     layer.build((None, 10, 4, 32))
-    assign_torchreid_tensors(
-        [
+    assert_matches_reference(layer, [
             *conv_bn_variables(layer.spatial_attention.downsample, "m.spatial_attn.conv1"),
             *conv_bn_variables(layer.spatial_attention.scale, "m.spatial_attn.conv2"),
             *conv_bn_variables(layer.channel_attention.squeeze, "m.channel_attn.conv1"),
             *conv_bn_variables(layer.channel_attention.excite, "m.channel_attn.conv2"),
             *conv_bn_variables(layer.fuse, "m.conv"),
-        ],
-        prefixed(reference.state_dict()), "SoftAttention",
-    )
-    with torch.no_grad():
-        expected = to_nhwc(reference(x))
-    np.testing.assert_allclose(np.asarray(layer(to_nhwc(x))), expected, atol=1e-5)
+        ], reference, x)
 
 
 def test_hard_regional_attention_initialises_to_fixed_stripes():
@@ -107,10 +91,7 @@ def test_hard_regional_attention_matches_torchreid(torchreid_hacnn):
     x = features()
     layer = HardRegionalAttention(4)
     layer.build((None, 10, 4, 32))
-    assign_torchreid_tensors(dense_variables(layer.fc, "m.fc"), prefixed(reference.state_dict()), "HardAttn")
-    with torch.no_grad():
-        expected = reference(x).numpy()
-    np.testing.assert_allclose(np.asarray(layer(to_nhwc(x))), expected, atol=1e-6)
+    assert_matches_reference(layer, dense_variables(layer.fc, "m.fc"), reference, x, atol=1e-6)
 
 
 def test_harmonious_attention_matches_torchreid(torchreid_hacnn):
@@ -122,8 +103,8 @@ def test_harmonious_attention_matches_torchreid(torchreid_hacnn):
                                  expected_trainable_weights=22, expected_trainable_params=16 + 230 + 1120 + 264)
     layer = HarmoniousAttention()
     layer.build((None, 10, 4, 32))
-    assign_torchreid_tensors(harmonious_attention_variables(layer, "m"), prefixed(reference.state_dict()),
-                             "HarmoniousAttention")
+    assign_torchreid_tensors(harmonious_attention_variables(layer, "m"),
+                             {f"m.{k}": v.numpy() for k, v in reference.state_dict().items()}, "HarmoniousAttention")
     with torch.no_grad():
         expected_soft, expected_theta = reference(x)
     soft, theta = layer(to_nhwc(x))

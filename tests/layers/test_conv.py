@@ -2,17 +2,15 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import load_torchreid_module, randomize_torch_module, run_layer_test
-from hacnn_tf.convert.torchreid import assign_torchreid_tensors, conv_bn_variables
+from conftest import (
+    assert_matches_reference,
+    load_torchreid_module,
+    randomize_torch_module,
+    run_layer_test,
+    to_nhwc,
+)
+from hacnn_tf.convert.torchreid import conv_bn_variables
 from hacnn_tf.layers import ConvBNReLU
-
-
-def to_nhwc(x: torch.Tensor) -> np.ndarray:
-    return x.detach().numpy().transpose(0, 2, 3, 1)
-
-
-def prefixed(state_dict, prefix="m"):
-    return {f"{prefix}.{k}": v.numpy() for k, v in state_dict.items()}
 
 
 @pytest.mark.parametrize("kernel,stride,padding,size", [(3, 2, 1, (80, 32)), (3, 2, 1, (6, 7)), (1, 1, 0, (5, 4)),
@@ -24,7 +22,7 @@ def test_conv_bn_relu_matches_torchreid_conv_block(torchreid_hacnn, kernel, stri
     x = torch.randn(2, 5, *size, generator=torch.Generator().manual_seed(0))
     expected_hw = tuple((n + 2 * padding - kernel) // stride + 1 for n in size)
 
-    output = run_layer_test(
+    run_layer_test(
         ConvBNReLU,
         dict(filters=8, kernel_size=kernel, strides=stride, padding=padding),
         to_nhwc(torch.zeros(2, 5, *size)),
@@ -32,13 +30,9 @@ def test_conv_bn_relu_matches_torchreid_conv_block(torchreid_hacnn, kernel, stri
         expected_trainable_weights=4,
         expected_trainable_params=kernel * kernel * 5 * 8 + 8 + 2 * 8,
     )
-    del output
     layer = ConvBNReLU(8, kernel, strides=stride, padding=padding)
     layer.build((None, *size, 5))
-    assign_torchreid_tensors(conv_bn_variables(layer, "m"), prefixed(reference.state_dict()), "ConvBNReLU")
-    with torch.no_grad():
-        expected = to_nhwc(reference(x))
-    np.testing.assert_allclose(np.asarray(layer(to_nhwc(x))), expected, atol=1e-5)
+    assert_matches_reference(layer, conv_bn_variables(layer, "m"), reference, x)
 
 
 def test_stride_two_padding_is_symmetric_like_pytorch():

@@ -2,10 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import randomize_torch_module, run_layer_test
-from hacnn_tf.convert.torchreid import assign_torchreid_tensors, inception_a_variables, inception_b_variables
+from conftest import assert_matches_reference, randomize_torch_module, run_layer_test, to_nhwc
+from hacnn_tf.convert.torchreid import inception_a_variables, inception_b_variables
 from hacnn_tf.layers import InceptionA, InceptionB
-from test_conv import prefixed, to_nhwc
 
 
 def conv_params(cin, cout, k):
@@ -26,10 +25,7 @@ def test_inception_a_matches_torchreid(torchreid_hacnn, size):
     )
     layer = InceptionA(16)
     layer.build((None, *size, 12))
-    assign_torchreid_tensors(inception_a_variables(layer, "m"), prefixed(reference.state_dict()), "InceptionA")
-    with torch.no_grad():
-        expected = to_nhwc(reference(x))
-    np.testing.assert_allclose(np.asarray(layer(to_nhwc(x))), expected, atol=1e-5)
+    assert_matches_reference(layer, inception_a_variables(layer, "m"), reference, x)
 
 
 @pytest.mark.parametrize("size,expected_size", [((80, 32), (40, 16)), ((6, 7), (3, 4)), ((24, 28), (12, 14))])
@@ -47,10 +43,7 @@ def test_inception_b_matches_torchreid(torchreid_hacnn, size, expected_size):
     )
     layer = InceptionB(16)
     layer.build((None, *size, 8))
-    assign_torchreid_tensors(inception_b_variables(layer, "m"), prefixed(reference.state_dict()), "InceptionB")
-    with torch.no_grad():
-        expected = to_nhwc(reference(x))
-    np.testing.assert_allclose(np.asarray(layer(to_nhwc(x))), expected, atol=1e-5)
+    assert_matches_reference(layer, inception_b_variables(layer, "m"), reference, x)
 
 
 def test_inception_rejects_filters_not_divisible_by_four():

@@ -36,7 +36,7 @@ DEFAULT_CONFIG: dict[str, dict[str, Any]] = {
     # Step decay at fractions of training (torchreid's multistep); empty milestones keep the rate constant.
     "schedule": {"milestones": [], "gamma": 0.1},
     "eval": {"every": 10, "metric": "euclidean", "ranks": [1, 5, 10, 20], "batch_size": 64},
-    "output": {"dir": "runs/hacnn", "tensorboard": True, "backup_every_steps": None},
+    "output": {"dir": "runs/hacnn", "tensorboard": True},
 }
 
 
@@ -161,8 +161,8 @@ def build_callbacks(config: Mapping, dataset: ReIDDataset, output_dir: pathlib.P
         if "val_mAP" in logged and logged["val_mAP"].notna().any():
             best.best = float(logged["val_mAP"].max())
     callbacks: list[keras.callbacks.Callback] = [
-        keras.callbacks.BackupAndRestore(str(output_dir / "backup"),
-                                         save_freq=output["backup_every_steps"] or "epoch"),
+        # Backups at epoch ends only: a resumed run replays whole epochs, whose batches depend on (seed, epoch).
+        keras.callbacks.BackupAndRestore(str(output_dir / "backup"), save_freq="epoch"),
         keras.callbacks.TerminateOnNaN(),
         LearningRateLogger(),
         ReIDEvaluation(dataset.query, dataset.gallery, every=eval_config["every"], epochs=epochs,

@@ -1,26 +1,32 @@
 # hacnn-tf: `make demo` trains and evaluates HA-CNN on the built-in synthetic data set; `make test` runs the tests.
-# Both create the virtual environment in .venv on first use (Python 3.11, nothing else pre-installed).
+# Both create the virtual environment in .venv on first use (Python 3.11, nothing else pre-installed). The demo
+# installs the package with its deployment extras; the tests add torch 2.13.0 (CPU) and torchreid, the references.
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-INSTALLED := $(VENV)/.installed
+BASE := $(VENV)/.installed-base
+TEST := $(VENV)/.installed-test
 
 .PHONY: demo test clean
 
-$(INSTALLED): pyproject.toml setup.py
+$(BASE): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,litert,serving]'
+	$(BIN)/python -m pip install --quiet -e '.[litert,serving]'
 	# tensorflow-serving-api requires the full `tensorflow` wheel; beside tensorflow-cpu it goes in without deps.
 	$(BIN)/python -m pip install --quiet --no-deps tensorflow-serving-api==2.21.0
 	touch $@
 
-demo: $(INSTALLED)
+$(TEST): $(BASE)
+	$(BIN)/python -m pip install --quiet -e '.[test,litert,serving]'
+	touch $@
+
+demo: $(BASE)
 	$(BIN)/python -m training.demo --workdir runs/demo
 
-test: $(INSTALLED)
-	$(BIN)/python -m pytest -q
+test: $(TEST)
+	$(BIN)/python -m pytest -q -rs
 
 clean:
 	rm -rf $(VENV) runs

@@ -161,7 +161,7 @@ def tiny_synthetic(tmp_path_factory):
 TINY_MODEL = {"nchannels": [16, 32, 48], "feat_dim": 32, "input_size": [64, 32]}
 
 
-def to_nhwc(x) -> "np.ndarray":
+def to_nhwc(x):
     """A torch NCHW tensor as a channels-last numpy array."""
     return x.detach().numpy().transpose(0, 2, 3, 1)
 

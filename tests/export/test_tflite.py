@@ -2,7 +2,6 @@ import numpy as np
 import pytest
 
 from conftest import TINY_MODEL
-from hacnn_tf import HACNN
 from hacnn_tf.export import convert_tflite, export_saved_model
 from hacnn_tf.export.parity import TFLiteEmbedder, load_pixels, parity_report
 from hacnn_tf.export.tflite import QUANTIZATIONS, convert_tflite_variants, tflite_op_counts

@@ -162,9 +162,14 @@ def make_train_dataset(
     return dataset.batch(batch_size, drop_remainder=True).prefetch(AUTOTUNE)
 
 
-def make_eval_dataset(table: pd.DataFrame, input_size: Sequence[int], batch_size: int = 64) -> tf.data.Dataset:
-    """Batches of normalised images in table order (no augmentation), for feature extraction."""
+def make_eval_dataset(table: pd.DataFrame, input_size: Sequence[int], batch_size: int = 64,
+                      normalize: bool = True) -> tf.data.Dataset:
+    """Batches of the table's images in row order (no augmentation), for feature extraction: ImageNet-normalised, or
+    with `normalize=False` the decoded pixels in 0..255 (what the exported models take)."""
     paths = tf.data.Dataset.from_tensor_slices(table["path"].astype(str).to_numpy())
-    images = paths.map(lambda p: normalize_images(decode_and_resize(_read(p), input_size)),
-                       num_parallel_calls=AUTOTUNE, deterministic=True)
-    return images.batch(batch_size).prefetch(AUTOTUNE)
+
+    def load(path):
+        pixels = decode_and_resize(_read(path), input_size)
+        return normalize_images(pixels) if normalize else pixels
+
+    return paths.map(load, num_parallel_calls=AUTOTUNE, deterministic=True).batch(batch_size).prefetch(AUTOTUNE)

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from hacnn_tf.data.pipeline import decode_and_resize
+from hacnn_tf.data.pipeline import make_eval_dataset
 from hacnn_tf.evaluation.distance import compute_distance_matrix
 from hacnn_tf.evaluation.metrics import evaluate, write_results
 from hacnn_tf.layers.preprocessing import normalize_images
@@ -56,9 +56,8 @@ class TFLiteEmbedder:
 
 def load_pixels(table: pd.DataFrame, input_size: Sequence[int], batch_size: int = 64) -> np.ndarray:
     """`(N, H, W, 3)` float32 pixels (0..255) of the table's images, decoded and resized as everywhere else."""
-    paths = tf.data.Dataset.from_tensor_slices(table["path"].astype(str).to_numpy())
-    images = paths.map(lambda p: decode_and_resize(tf.io.read_file(p), input_size), num_parallel_calls=tf.data.AUTOTUNE)
-    return np.concatenate([batch.numpy() for batch in images.batch(batch_size)])
+    return np.concatenate([batch.numpy() for batch in make_eval_dataset(table, input_size, batch_size,
+                                                                        normalize=False)])
 
 
 def _keras_embeddings(model: HACNN, pixels: np.ndarray, batch_size: int = 64) -> np.ndarray:

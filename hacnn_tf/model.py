@@ -200,16 +200,33 @@ class HACNN(keras.Model):
         self._check_input_shape(inputs.shape)
         return self._forward(inputs, training=bool(training))
 
-    def _forward(self, inputs, training: bool):
+    def _global_levels(self, inputs, training: bool):
+        """Yields, per level, `(level input, attended output, soft map, translations)` of the global branch."""
         x = self.preprocessing(inputs) if self.preprocessing is not None else inputs
         x = self.stem(x, training=training)
-        local = None
         for level in range(NUM_LEVELS):
             block_input = x
             for block in self.global_blocks[level]:
                 x = block(x, training=training)
             soft_map, translations = self.attentions[level](x, training=training)
             x = x * soft_map
+            yield block_input, x, soft_map, translations
+
+    def attention(self, images) -> dict[str, list]:
+        """The harmonious attention of each level at inference (§3.1), for inspection and figures.
+
+        Returns `{"soft_maps": [(N, H_l, W_l, C_l)] * 3, "translations": [(N, T, 2)] * 3}`: the soft attention map
+        that multiplies level `l`'s features, and the `(t_x, t_y)` translations of the `T` regions the local branch
+        crops from level `l`'s input (normalised coordinates; each region spans `t_x +- 1`, `t_y +- 1 / T`).
+        """
+        images = ops.convert_to_tensor(images)
+        self._check_input_shape(images.shape)
+        levels = list(self._global_levels(images, training=False))
+        return {"soft_maps": [level[2] for level in levels], "translations": [level[3] for level in levels]}
+
+    def _forward(self, inputs, training: bool):
+        local = None
+        for level, (block_input, x, _, translations) in enumerate(self._global_levels(inputs, training)):
             if self.learn_region:
                 crops = self.samplers[level](block_input, translations)
                 local = crops if local is None else crops + local

@@ -134,7 +134,7 @@ class HACNN(keras.Model):
             self.global_blocks.append(
                 [
                     InceptionA(channels, dtype=policy, name=f"inception{level}a"),
-                    InceptionB(channels, dtype=policy, name=f"inception{level}b"),
+                    InceptionB(channels, nonnegative_inputs=True, dtype=policy, name=f"inception{level}b"),
                 ]
             )
             self.attentions.append(
@@ -155,7 +155,7 @@ class HACNN(keras.Model):
                 for level, size in enumerate(local_sizes(self.input_size, self.local_size), start=1)
             ]
             self.local_blocks = [
-                InceptionB(channels, dtype=policy, name=f"local_inception{level}")
+                InceptionB(channels, nonnegative_inputs=True, dtype=policy, name=f"local_inception{level}")
                 for level, channels in enumerate(self.nchannels, start=1)
             ]
             self.local_fc = _dense(self.feat_dim, "local_fc", policy)

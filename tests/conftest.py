@@ -1,33 +1,16 @@
-"""Shared fixtures: the torchreid reference modules, loaded from the installed package by file.
-
-`torchreid==0.2.5`'s package `__init__` imports its whole data stack (scipy, torchvision, gdown...), none of which
-the reference model or metrics need; the three reference files are plain modules, so they are loaded on their own.
-"""
+"""Shared fixtures: the torchreid reference modules (loaded by file, see `hacnn_tf.convert.reference`), small
+models and data sets, and layer-test helpers."""
 
 from __future__ import annotations
 
-import importlib.util
-import pathlib
 import types
 
 import pytest
 
+from hacnn_tf.convert import reference
+from hacnn_tf.convert.reference import load_torchreid_module, randomize_torch_module
 
-def _torchreid_root() -> pathlib.Path:
-    spec = importlib.util.find_spec("torchreid")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("torchreid==0.2.5 is not installed: `pip install -e .[test]` installs it")
-    return pathlib.Path(next(iter(spec.submodule_search_locations)))
-
-
-def load_torchreid_module(relative_path: str) -> types.ModuleType:
-    """Loads one file of the installed torchreid package (e.g. `reid/models/hacnn.py`) as a standalone module."""
-    path = _torchreid_root() / relative_path
-    name = "torchreid_reference_" + relative_path.replace("/", "_").removesuffix(".py")
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+__all__ = ["load_torchreid_module", "randomize_torch_module"]
 
 
 @pytest.fixture(scope="session")
@@ -45,42 +28,10 @@ def torchreid_rerank() -> types.ModuleType:
     return load_torchreid_module("reid/utils/rerank.py")
 
 
-def randomize_torch_module(module, seed: int = 0) -> None:
-    """Random weights, biases and batch-norm statistics for every layer, and input-dependent hard attention.
-
-    torchreid initialises the hard-attention fc weights to zero, which would make the regions constant; random
-    weights here make the translations depend on the image, so the sampler's parity is tested for real.
-    """
-    import torch
-
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, sub in module.named_modules():
-            if isinstance(sub, (torch.nn.Conv2d, torch.nn.Linear)):
-                fan_in = sub.weight[0].numel()
-                sub.weight.normal_(0.0, (2.0 / fan_in) ** 0.5, generator=generator)
-                sub.bias.normal_(0.0, 0.1, generator=generator)
-                if name.endswith("hard_attn.fc"):
-                    # Stripe-centre bias as torchreid initialises it, plus weights small enough not to saturate tanh.
-                    sub.weight.normal_(0.0, 0.3 / fan_in**0.5, generator=generator)
-                    sub.bias.mul_(0.2).add_(torch.tensor([0, -0.75, 0, -0.25, 0, 0.25, 0, 0.75]))
-            elif isinstance(sub, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
-                sub.weight.uniform_(0.5, 1.5, generator=generator)
-                sub.bias.normal_(0.0, 0.1, generator=generator)
-                sub.running_mean.normal_(0.0, 0.2, generator=generator)
-                sub.running_var.uniform_(0.5, 2.0, generator=generator)
-
-
 @pytest.fixture(scope="session")
-def torchreid_model_factory(torchreid_hacnn):
+def torchreid_model_factory():
     """Builds a torchreid `HACNN` on the CPU with randomised weights: `factory(num_classes=..., seed=..., **kw)`."""
-
-    def factory(num_classes: int = 751, seed: int = 0, **kwargs):
-        model = torchreid_hacnn.HACNN(num_classes, use_gpu=False, **kwargs)
-        randomize_torch_module(model, seed)
-        return model.eval()
-
-    return factory
+    return reference.torchreid_hacnn
 
 
 def run_layer_test(layer_cls, init_kwargs: dict, input_data, expected_output_shape, expected_trainable_weights: int,

@@ -43,6 +43,12 @@ def test_inception_b_matches_torchreid(torchreid_hacnn, size, expected_size):
     layer = InceptionB(16)
     layer.build((None, *size, 8))
     assert_matches_reference(layer, inception_b_variables(layer, "m"), reference, x)
+    # The zero-padded pool of `nonnegative_inputs` is exact for inputs >= 0 (HA-CNN's), and only for those.
+    fast = InceptionB(16, nonnegative_inputs=True)
+    fast.build((None, *size, 8))
+    assert_matches_reference(fast, inception_b_variables(fast, "m"), reference, torch.relu(x + 1.0))
+    with pytest.raises(AssertionError):
+        assert_matches_reference(fast, inception_b_variables(fast, "m"), reference, x)
 
 
 def test_inception_rejects_filters_not_divisible_by_four():

@@ -16,8 +16,6 @@ from hacnn_tf.io_utils import atomic_output
 QUANTIZATIONS = ("fp32", "fp16", "dynamic", "int8")
 # Layers whose ops stay float in the full-integer model (see `_float_island_nodes`).
 FLOAT_LAYERS = ("hard_attention", "region_sampler")
-# The two contractions of the sampler with the feature maps stay int8: they are where the work is.
-INT8_SAMPLER_OPS = ("einsum_2", "einsum_3")
 
 
 def _batch_one_saved_model(saved_model_dir: pathlib.Path, scratch: pathlib.Path) -> pathlib.Path:
@@ -49,14 +47,15 @@ def _float_island_nodes(float_flatbuffer: bytes) -> list[str]:
 
     A sampling position spans the whole axis (80 rows at level 1): in 256 levels its step is 0.6 pixel, and the
     tent weights `relu(1 - |p - j|)` computed from it are off by up to half their range (12 % relative error of the
-    crops, mean embedding cosine 0.975 measured on the demo model). Kept in float, these small `(T, out, in)`
-    matrices cost little; they are quantised once before the two batch matmuls with the int8 feature maps.
+    crops, mean embedding cosine 0.975 measured on the demo model). The two batch matmuls that apply these
+    matrices to the feature maps stay float too: XNNPACK runs float BATCH_MATMUL but not the int8 one with two
+    dynamic operands, which TFLite's own kernel then ran outside the delegate, splitting the graph at every level
+    (12 delegate partitions instead of 3, slower than fp32). They are 3 % of the multiply-adds.
     """
     from ai_edge_litert.interpreter import Interpreter
 
     names = [detail["name"] for detail in Interpreter(model_content=float_flatbuffer).get_tensor_details()]
-    return [name for name in names
-            if any(layer in name for layer in FLOAT_LAYERS) and not any(op in name for op in INT8_SAMPLER_OPS)]
+    return [name for name in names if any(layer in name for layer in FLOAT_LAYERS)]
 
 
 def _quantize(converter: tf.lite.TFLiteConverter, images: list[np.ndarray], float_nodes: list[str]) -> bytes:

@@ -15,7 +15,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("checkpoint")
     parser.add_argument("dataset", help="market1501, dukemtmcreid, cuhk03, msmt17 or folder")
     parser.add_argument("root", help="folder holding the data set")
-    parser.add_argument("--output", default="evaluation", help="path stem for .csv, .md and _cmc.png")
+    parser.add_argument("--output", default="evaluation", help="path stem for .csv, .md, _cmc.png, _cmc.csv")
     parser.add_argument("--metric", choices=("euclidean", "cosine"), default="euclidean")
     parser.add_argument("--rerank", action="store_true", help="also report k-reciprocal re-ranking")
     parser.add_argument("--flip", action="store_true", help="average the embeddings of each image and its mirror")
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> None:
                                 rerank=args.rerank, flip=args.flip, align_corners=args.align_corners,
                                 use_metric_cuhk03=args.cuhk03_classic_metric, **options)
     print(table.to_string(float_format=lambda v: f"{v:.2f}"))
-    print(f"written to {args.output}.csv, {args.output}.md and {args.output}_cmc.png")
+    print(f"written to {args.output}.csv, {args.output}.md, {args.output}_cmc.png and {args.output}_cmc.csv")
 
 
 if __name__ == "__main__":

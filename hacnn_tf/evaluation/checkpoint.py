@@ -12,8 +12,8 @@ from hacnn_tf.convert.torchreid import from_torchreid
 from hacnn_tf.data.datasets import load_dataset
 from hacnn_tf.evaluation.features import evaluate_model
 from hacnn_tf.evaluation.metrics import results_table, write_results
-from hacnn_tf.evaluation.plots import plot_cmc
 from hacnn_tf.model import HACNN
+from hacnn_tf.visualization.curves import plot_cmc, write_cmc_csv
 
 TORCH_SUFFIXES = (".pth", ".pt", ".tar")
 
@@ -45,8 +45,9 @@ def evaluate_checkpoint(
     use_metric_cuhk03: bool = False,
     **dataset_options,
 ) -> pd.DataFrame:
-    """Evaluates `checkpoint` on the query/gallery split of `dataset` and writes `<output>.csv`, `<output>.md` and
-    `<output>_cmc.png`. Returns the table (percent): one row, two with `rerank` (plain and re-ranked)."""
+    """Evaluates `checkpoint` on the query/gallery split of `dataset` and writes `<output>.csv`, `<output>.md`,
+    `<output>_cmc.png` and the curves behind it, `<output>_cmc.csv` (`read_cmc_csv`). Returns the table (percent):
+    one row, two with `rerank` (plain and re-ranked)."""
     model = load_checkpoint(checkpoint, align_corners)
     data = load_dataset(dataset, root, **dataset_options)
     name = pathlib.Path(checkpoint).name
@@ -56,6 +57,7 @@ def evaluate_checkpoint(
         results[f"{name} + re-ranking"] = evaluate_model(model, data.query, data.gallery, rerank=True, **kwargs)
     table = results_table(results)
     write_results(table, output)
-    plot_cmc({key: value["cmc"] for key, value in results.items()}, f"{os.fspath(output)}_cmc.png",
-             title=f"CMC on {data.name}")
+    curves = {key: value["cmc"] for key, value in results.items()}
+    write_cmc_csv(curves, f"{os.fspath(output)}_cmc.csv")
+    plot_cmc(curves, f"{os.fspath(output)}_cmc.png", title=f"CMC on {data.name}")
     return table

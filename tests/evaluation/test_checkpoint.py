@@ -8,6 +8,7 @@ from conftest import TINY_MODEL
 from hacnn_tf import HACNN
 from hacnn_tf.evaluation import compute_distance_matrix, evaluate_rank
 from hacnn_tf.evaluation.features import extract_features
+from hacnn_tf.visualization.curves import read_cmc_csv
 from training.evaluate import main
 
 
@@ -41,6 +42,8 @@ def test_evaluate_command_writes_tables_and_cmc(tmp_path, tiny_model, tiny_synth
     assert list(table.index) == ["tiny.keras", "tiny.keras + re-ranking"]
     assert (tmp_path / "eval.md").read_text().startswith("| model |")
     assert (tmp_path / "eval_cmc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    curves = read_cmc_csv(tmp_path / "eval_cmc.csv")
+    assert list(curves) == ["tiny.keras", "tiny.keras + re-ranking"]
     # The command's numbers are evaluate_rank on the model's embeddings.
     query = extract_features(tiny_model, tiny_synthetic.query)
     gallery = extract_features(tiny_model, tiny_synthetic.gallery)
@@ -49,6 +52,7 @@ def test_evaluate_command_writes_tables_and_cmc(tmp_path, tiny_model, tiny_synth
                                  tiny_synthetic.gallery["camid"].to_numpy())
     assert table.loc["tiny.keras", "mAP"] == pytest.approx(100 * mean_ap, abs=1e-4)
     assert table.loc["tiny.keras", "rank1"] == pytest.approx(100 * cmc[0], abs=1e-4)
+    np.testing.assert_allclose(curves["tiny.keras"], cmc, atol=1e-6)
 
 
 def test_evaluate_command_reads_torchreid_checkpoints_and_rejects_others(tmp_path, torchreid_hacnn):

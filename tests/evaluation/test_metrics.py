@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hacnn_tf.evaluation import evaluate, evaluate_rank, plot_cmc, results_table, write_results
+from hacnn_tf.evaluation import evaluate, evaluate_rank, results_table, write_results
 
 
 def _random_problem(seed: int, num_q: int = 50, num_g: int = 300, num_ids: int = 40, num_cams: int = 4) -> tuple:
@@ -167,13 +167,3 @@ def test_failed_write_leaves_the_previous_file(tmp_path: pathlib.Path) -> None:
     with pytest.raises(AttributeError):
         write_results(object(), tmp_path / "r")  # type: ignore[arg-type]
     assert csv_path.read_text() == before and _leftovers(tmp_path) == []
-
-
-def test_plot_cmc_writes_a_png(tmp_path: pathlib.Path) -> None:
-    cmc = evaluate_rank(*_random_problem(0))[0]
-    path = plot_cmc({"random": cmc, "perfect": np.ones(50)}, tmp_path / "cmc.png", max_rank=10)
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and _leftovers(tmp_path) == []
-    with pytest.raises(ValueError, match="at least one curve"):
-        plot_cmc({}, tmp_path / "empty.png")
-    with pytest.raises(ValueError, match="1-D"):
-        plot_cmc({"bad": np.ones((2, 2))}, tmp_path / "bad.png")

@@ -7,8 +7,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 BASE := $(VENV)/.installed-base
 TEST := $(VENV)/.installed-test
+BENCH := $(VENV)/.installed-bench
 
-.PHONY: demo test clean
+.PHONY: demo test bench clean
 
 $(BASE): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -22,11 +23,19 @@ $(TEST): $(BASE)
 	$(BIN)/python -m pip install --quiet -e '.[test,litert,serving]'
 	touch $@
 
+$(BENCH): $(BASE)
+	$(BIN)/python -m pip install --quiet -e '.[bench,litert,serving]'
+	touch $@
+
 demo: $(BASE)
 	$(BIN)/python -m training.demo --workdir runs/demo
 
 test: $(TEST)
 	$(BIN)/python -m pytest -q -rs
+
+# Speed and memory against torchreid (CPU) in one process; prints the table, writes benchmarks/results/.
+bench: $(BENCH)
+	$(BIN)/python -m benchmarks.run --out benchmarks/results
 
 clean:
 	rm -rf $(VENV) runs

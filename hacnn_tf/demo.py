@@ -19,6 +19,7 @@ from hacnn_tf.export.saved_model import export_saved_model
 from hacnn_tf.export.tflite import QUANTIZATIONS, convert_tflite_variants
 from hacnn_tf.model import HACNN
 from hacnn_tf.trainer import build_model, fit, load_config
+from hacnn_tf.visualization.report import write_demo_figures
 
 METRIC_COLUMNS = ("rank1", "rank5", "rank10", "mAP")
 DEMO_CONFIG = pathlib.Path(__file__).resolve().parent.parent / "training" / "configs" / "demo_synthetic.yaml"
@@ -29,7 +30,8 @@ def run_demo(workdir: str | os.PathLike, config_path: str | os.PathLike = DEMO_C
     """Writes the synthetic data set under `workdir/data`, trains under `workdir/train` and returns (and writes to
     `workdir/metrics.{csv,md}`) the table of Rank-1/5/10 and mAP (fractions) of the stages `untrained`, `trained`
     and, with `export`, the exported TFLite models (`tflite_fp32`, `_fp16`, `_dynamic`, `_int8`), whose
-    full parity report goes to `workdir/export/parity.{csv,md}`."""
+    full parity report goes to `workdir/export/parity.{csv,md}`. The figures of the trained model (attention,
+    ranked lists, CMC against the untrained model, training curves) go to `workdir/figures/`."""
     workdir = pathlib.Path(workdir)
     root = synthetic.generate(workdir / "data", seed=0)
     dataset = load_dataset("market1501", root)
@@ -44,6 +46,8 @@ def run_demo(workdir: str | os.PathLike, config_path: str | os.PathLike = DEMO_C
     results["trained"] = {name.removeprefix("val_"): values[-1] for name, values in history.history.items()
                           if name.startswith("val_")}
 
+    write_demo_figures(model, dataset, workdir, label=f"trained ({len(history.epoch)} epochs)",
+                       other_curves={"untrained": results["untrained"]["cmc"]})
     table = results_table(results, percent=False)[list(METRIC_COLUMNS)]
     table.index.name = "stage"
     write_results(table, workdir / "metrics", float_format="{:.3f}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import pathlib
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -32,11 +33,13 @@ def attention_examples(table: pd.DataFrame, count: int) -> pd.DataFrame:
 
 
 def write_demo_figures(model: HACNN, dataset: ReIDDataset, workdir: str | os.PathLike[str],
-                       label: str = "HA-CNN") -> list[pathlib.Path]:
+                       label: str = "HA-CNN", other_curves: Mapping[str, np.ndarray] | None = None
+                       ) -> list[pathlib.Path]:
     """Writes into `workdir/figures/`: `attention.png` (8 query images, `plot_attention`), `ranked_lists.png`
     (5 queries drawn with seed 0, top 10, `plot_ranked_lists`), `cmc.png` (the model's CMC on the query/gallery
-    split, Euclidean distance, curve named `label`) and, when `workdir/train/training_log.csv` exists,
-    `training_curves.png`. Returns the paths written, in that order."""
+    split, Euclidean distance, curve named `label`, drawn after `other_curves`, e.g. `{"untrained": cmc}`) and,
+    when `workdir/train/training_log.csv` exists, `training_curves.png`. Returns the paths written, in that
+    order."""
     figures = pathlib.Path(workdir) / "figures"
     examples = attention_examples(dataset.query, 8)
     paths = [plot_attention(model, load_pixels(examples, model.input_size), figures / "attention.png")]
@@ -45,7 +48,8 @@ def write_demo_figures(model: HACNN, dataset: ReIDDataset, workdir: str | os.Pat
     paths.append(plot_ranked_lists(dataset.query, dataset.gallery, distmat, figures / "ranked_lists.png",
                                    num_queries=5, top_k=10, seed=0))
     cmc = evaluate(distmat, dataset.query, dataset.gallery)["cmc"]
-    paths.append(plot_cmc({label: np.asarray(cmc)}, figures / "cmc.png", title=f"CMC on {dataset.name}"))
+    curves = {**(other_curves or {}), label: np.asarray(cmc)}
+    paths.append(plot_cmc(curves, figures / "cmc.png", title=f"CMC on {dataset.name}"))
 
     log = pathlib.Path(workdir) / "train" / "training_log.csv"
     if log.is_file():

@@ -226,7 +226,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         reference, model = reference_and_port(seed=0)
-        saved_model, tflite = exports(model, pathlib.Path(scratch))
+        if {"inference", "latency", "memory"} - set(args.skip):
+            saved_model, tflite = exports(model, pathlib.Path(scratch))
         if "inference" not in args.skip:
             rows += inference_rows(reference, model, saved_model, args.batches, args.repeats, peak)
         if "latency" not in args.skip:

@@ -1,4 +1,4 @@
-"""Training callbacks: atomic model checkpoints and learning-rate logging."""
+"""Training callbacks: atomic model checkpoints, learning-rate logging, chief-only backups."""
 
 from __future__ import annotations
 
@@ -46,3 +46,30 @@ class LearningRateLogger(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if logs is not None:
             logs["learning_rate"] = self.rate
+
+
+class ChiefBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """`keras.callbacks.BackupAndRestore` in which only the chief writes.
+
+    Keras 3's callback has no multi-worker mode: every worker would write the same backup files and delete the
+    directory at the end. Here every worker restores from `backup_dir` at the start of training (in multi-worker
+    training it must be on storage all workers share, so that they resume at the same epoch with the same
+    weights), but only a process with `write=True` (the chief, or a single process) backs up into it and deletes it
+    once training has finished; the other workers skip both. Their weights equal the chief's at every step.
+    """
+
+    def __init__(self, backup_dir: str | os.PathLike, write: bool = True, save_freq: str | int = "epoch"):
+        super().__init__(str(backup_dir), save_freq=save_freq)
+        self.write = bool(write)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if self.write:
+            super().on_epoch_end(epoch, logs)
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if self.write:
+            super().on_train_batch_end(batch, logs)
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        if self.write:
+            super().on_train_end(logs)

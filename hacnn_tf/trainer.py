@@ -7,15 +7,19 @@ import json
 import logging
 import os
 import pathlib
+import shutil
+import tempfile
 from typing import Any, Mapping, Sequence
 
 import keras
 import pandas as pd
+import tensorflow as tf
 import yaml
 
-from hacnn_tf.callbacks import AtomicModelCheckpoint, LearningRateLogger
+from hacnn_tf import distribute
+from hacnn_tf.callbacks import AtomicModelCheckpoint, ChiefBackupAndRestore, LearningRateLogger
 from hacnn_tf.data.datasets import ReIDDataset, load_dataset
-from hacnn_tf.data.pipeline import make_train_dataset
+from hacnn_tf.data.pipeline import epoch_plan, make_train_dataset
 from hacnn_tf.evaluation.callback import ReIDEvaluation
 from hacnn_tf.losses import hacnn_losses
 from hacnn_tf.model import HACNN
@@ -37,6 +41,8 @@ DEFAULT_CONFIG: dict[str, dict[str, Any]] = {
     "schedule": {"milestones": [], "gamma": 0.1},
     "eval": {"every": 10, "metric": "euclidean", "ranks": [1, 5, 10, 20], "batch_size": 64},
     "output": {"dir": "runs/hacnn", "tensorboard": True},
+    # tf.distribute strategy: default | mirrored | multi_worker (TF_CONFIG); see hacnn_tf/distribute.py.
+    "distribute": dict(distribute.DEFAULTS),
 }
 
 
@@ -93,6 +99,7 @@ def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] 
             cursor = cursor.setdefault(part, {})
         cursor[leaf] = yaml.safe_load(raw)
         _merge(config, nested)
+    distribute.validate_config(config["distribute"])
     return config
 
 
@@ -130,13 +137,24 @@ def configured_losses(config: Mapping, learn_region: bool) -> tuple[dict, dict]:
                         learn_region=learn_region)
 
 
-def train_dataset(config: Mapping, dataset: ReIDDataset, target_names: Sequence[str], initial_epoch: int = 0):
+def train_dataset(config: Mapping, dataset: ReIDDataset, target_names: Sequence[str], initial_epoch: int = 0,
+                  num_shards: int = 1, shard_index: int = 0, split: int = 1):
+    """The training batches; with `num_shards` > 1, one worker's share of them (`make_train_dataset`)."""
     train = config["train"]
     return make_train_dataset(
         dataset.train, config["model"]["input_size"], train["batch_size"], target_names, seed=train["seed"],
         flip=train["flip"], translate=train["translate"], random_erasing=train["random_erasing"],
         num_instances=train["num_instances"], epochs=train["epochs"], initial_epoch=initial_epoch,
+        num_shards=num_shards, shard_index=shard_index, split=split,
     )
+
+
+def steps_per_epoch(config: Mapping, dataset: ReIDDataset) -> int:
+    """Global batches per epoch: every epoch has as many as the first (`epoch_plan`)."""
+    train = config["train"]
+    pids = dataset.train["pid"].to_numpy().astype("int32")
+    plan = epoch_plan(pids, 1, train["batch_size"], train["num_instances"], train["seed"])
+    return plan.shape[1] // int(train["batch_size"])
 
 
 def backup_epoch(backup_dir: pathlib.Path) -> int:
@@ -147,10 +165,16 @@ def backup_epoch(backup_dir: pathlib.Path) -> int:
     return int(json.loads(metadata.read_text(encoding="utf-8"))["epoch"])
 
 
-def build_callbacks(config: Mapping, dataset: ReIDDataset, output_dir: pathlib.Path, resuming: bool = False
+def build_callbacks(config: Mapping, dataset: ReIDDataset, output_dir: pathlib.Path, resuming: bool = False,
+                    backup_dir: pathlib.Path | None = None, chief: bool = True, strategy=None
                     ) -> list[keras.callbacks.Callback]:
     """Backup for resuming, NaN stop, learning-rate and re-id metrics in the logs, best (by mAP) and last
-    checkpoints, CSV and TensorBoard logs; in that order, so the later ones see what the earlier ones logged."""
+    checkpoints, CSV and TensorBoard logs; in that order, so the later ones see what the earlier ones logged.
+
+    Checkpoints and logs go to `output_dir`; the backup to `backup_dir` (default `output_dir/backup`), restored by
+    every process but written by the `chief` only. With a multi-replica `strategy`, a `ReplicaConsistency` check
+    (and, without synchronised batch norm, the averaging of the moving statistics) comes first.
+    """
     eval_config, output = config["eval"], config["output"]
     epochs = config["train"]["epochs"]
     best = AtomicModelCheckpoint(output_dir / "best.keras", monitor="val_mAP")
@@ -162,7 +186,7 @@ def build_callbacks(config: Mapping, dataset: ReIDDataset, output_dir: pathlib.P
             best.best = float(logged["val_mAP"].max())
     callbacks: list[keras.callbacks.Callback] = [
         # Backups at epoch ends only: a resumed run replays whole epochs, whose batches depend on (seed, epoch).
-        keras.callbacks.BackupAndRestore(str(output_dir / "backup"), save_freq="epoch"),
+        ChiefBackupAndRestore(backup_dir or output_dir / "backup", write=chief, save_freq="epoch"),
         keras.callbacks.TerminateOnNaN(),
         LearningRateLogger(),
         ReIDEvaluation(dataset.query, dataset.gallery, every=eval_config["every"], epochs=epochs,
@@ -173,6 +197,10 @@ def build_callbacks(config: Mapping, dataset: ReIDDataset, output_dir: pathlib.P
     ]
     if output["tensorboard"]:
         callbacks.append(keras.callbacks.TensorBoard(str(output_dir / "tensorboard"), write_graph=False))
+    if strategy is not None and strategy.num_replicas_in_sync > 1:
+        sync = bool(config.get("distribute", {}).get("sync_batch_norm", True))
+        # First, so that the backup, the evaluation and the checkpoints all see the averaged statistics.
+        callbacks.insert(0, distribute.ReplicaConsistency(strategy, average_batch_norm=not sync))
     return callbacks
 
 
@@ -182,7 +210,14 @@ def fit(config: Mapping, dataset: ReIDDataset | None = None, verbose: int | str 
 
     Writes under `output.dir`: `config.yaml`, `best.keras` (best val_mAP), `last.keras`, `training_log.csv`,
     `tensorboard/` and `backup/` (restarted runs resume from it).
+
+    Under the `distribute` strategy, the model, optimizer and `compile` live in `strategy.scope()` and
+    `train.batch_size` is the global batch. In multi-worker training only the chief writes into `output.dir`; the
+    other workers run the same callbacks (the same work, so no worker waits on another) but write their checkpoints
+    and logs into a temporary directory, deleted at the end, and restore from the chief's `backup/`.
     """
+    strategy = distribute.initialize(config)  # before any other TF op: MultiWorkerMirroredStrategy needs that
+    role = distribute.worker_role(strategy)
     keras.utils.set_random_seed(int(config["train"]["seed"]))
     if dataset is None:
         data = config["data"]
@@ -190,24 +225,51 @@ def fit(config: Mapping, dataset: ReIDDataset | None = None, verbose: int | str 
             raise ValueError("data.root is not set: give the folder that holds the data set")
         dataset = load_dataset(data["name"], data["root"], **data["options"])
     output_dir = pathlib.Path(config["output"]["dir"])
-    output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "config.yaml").write_text(yaml.safe_dump(dict(config), sort_keys=False), encoding="utf-8")
+    if role.is_chief:
+        write_dir = output_dir
+        output_dir.mkdir(parents=True, exist_ok=True)
+    else:
+        write_dir = pathlib.Path(tempfile.mkdtemp(prefix=f"hacnn_tf-{role.task_type}{role.task_id}-"))
+    try:
+        (write_dir / "config.yaml").write_text(yaml.safe_dump(dict(config), sort_keys=False), encoding="utf-8")
+        return _fit(config, dataset, strategy, role, output_dir, write_dir, verbose, extra_callbacks)
+    finally:
+        if write_dir != output_dir:
+            shutil.rmtree(write_dir, ignore_errors=True)
 
-    epochs = int(config["train"]["epochs"])
-    initial_epoch = backup_epoch(output_dir / "backup")
+
+def _fit(config, dataset, strategy, role, output_dir, write_dir, verbose, extra_callbacks):
+    train = config["train"]
+    epochs, batch_size = int(train["epochs"]), int(train["batch_size"])
+    backup_dir = output_dir / "backup"
+    initial_epoch = backup_epoch(backup_dir)
+    # All workers must resume at the same epoch: they read the chief's backup, on storage they share.
+    distribute.check_same_on_all_workers(strategy, "the epoch to resume at", initial_epoch)
     if initial_epoch:
-        logger.info("resuming from the backup in %s at epoch %d", output_dir / "backup", initial_epoch + 1)
+        logger.info("resuming from the backup in %s at epoch %d", backup_dir, initial_epoch + 1)
     if initial_epoch >= epochs:
-        raise ValueError(f"The backup in {output_dir / 'backup'} is at epoch {initial_epoch}, the configured "
+        raise ValueError(f"The backup in {backup_dir} is at epoch {initial_epoch}, the configured "
                          f"train.epochs is {epochs}: nothing left to train")
-    model = build_model(config, dataset.num_train_pids)
-    losses, loss_weights = configured_losses(config, model.learn_region)
-    data = train_dataset(config, dataset, list(losses), initial_epoch)
-    steps = len(data) // (epochs - initial_epoch)
-    model.compile(optimizer=build_optimizer(config, steps, epochs), loss=losses, loss_weights=loss_weights,
-                  jit_compile=bool(config["train"]["jit_compile"]))
+    distribute.check_batch_split(strategy, batch_size, train["num_instances"])
+    with strategy.scope():
+        model = build_model(config, dataset.num_train_pids)
+        synchronized = distribute.configure_batch_norm(
+            model, strategy, bool(config.get("distribute", {}).get("sync_batch_norm", True)))
+        if synchronized:
+            logger.info("batch norm synchronised over %d replicas in %d layers", strategy.num_replicas_in_sync,
+                        synchronized)
+        losses, loss_weights = configured_losses(config, model.learn_region)
+        steps = steps_per_epoch(config, dataset)
+        model.compile(optimizer=build_optimizer(config, steps, epochs), loss=losses, loss_weights=loss_weights,
+                      jit_compile=bool(train["jit_compile"]))
+        if tf.distribute.has_strategy():
+            distribute.build_compiled_model(model, config["model"]["input_size"], list(losses))
+    data = distribute.distribute_dataset(
+        strategy, lambda shards, index, split: train_dataset(config, dataset, list(losses), initial_epoch,
+                                                             shards, index, split))
+    callbacks = build_callbacks(config, dataset, write_dir, initial_epoch > 0, backup_dir=backup_dir,
+                                chief=role.is_chief, strategy=strategy)
     history = model.fit(data, epochs=epochs, steps_per_epoch=steps, shuffle=False,
-                        callbacks=[*build_callbacks(config, dataset, output_dir, initial_epoch > 0), *extra_callbacks], verbose=verbose)
+                        callbacks=[*callbacks, *extra_callbacks], verbose=verbose)
     logger.info("training finished after %d epochs", len(history.epoch))
     return model, history
-

@@ -1,12 +1,16 @@
 """Train HA-CNN with model.fit from a config file: `python -m training.fit CONFIG [--set section.field=value ...]`.
 
 Example: python -m training.fit training/configs/market1501_paper_softmax.yaml --set data.root=/data/reid
+
+Several GPUs: --set distribute.strategy=mirrored. Several machines: --set distribute.strategy=multi_worker on every
+worker, each with its own TF_CONFIG (see hacnn_tf/distribute.py).
 """
 
 from __future__ import annotations
 
 import argparse
 
+from hacnn_tf import distribute
 from hacnn_tf.trainer import fit, load_config
 
 
@@ -16,7 +20,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.FIELD=VALUE",
                         help="override a config field (YAML value), e.g. --set train.epochs=5")
     args = parser.parse_args(argv)
-    fit(load_config(args.config, args.overrides))
+    config = load_config(args.config, args.overrides)
+    distribute.initialize(config)  # first: MultiWorkerMirroredStrategy must exist before any other TF op runs
+    fit(config)
 
 
 if __name__ == "__main__":

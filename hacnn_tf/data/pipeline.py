@@ -119,9 +119,12 @@ def make_train_dataset(
     num_instances: int | None = None,
     epochs: int = 1,
     initial_epoch: int = 0,
+    num_shards: int = 1,
+    shard_index: int = 0,
+    split: int = 1,
 ) -> tf.data.Dataset:
     """Training batches `(images, {target_name: pid})` for `epochs - initial_epoch` epochs, decoded, augmented and
-    ImageNet-normalised; `len(dataset)` is the number of steps.
+    ImageNet-normalised; `len(dataset)` is the number of steps (times `split`).
 
     Args:
         table: rows with `path` and `pid` (training labels 0..N-1).
@@ -134,15 +137,33 @@ def make_train_dataset(
         num_instances: K for identity-balanced P x K batches (triplet loss); None shuffles uniformly.
         epochs, initial_epoch: the epochs to produce; a resumed run starts at `initial_epoch` and sees the same
             images and augmentations as an uninterrupted one.
+        num_shards, shard_index, split: distributed input (`hacnn_tf.distribute`). Each global batch of `batch_size`
+            is cut into `num_shards` contiguous, equal parts and this dataset reads only part `shard_index` of each
+            (the share of one worker), as `split` consecutive batches of `batch_size / (num_shards * split)` images
+            (one per local replica). The images and augmentations are those of the single-process batches: the
+            union over the shards is the global batch. A P x K batch is `P` runs of `K` images of one identity, so
+            parts that are multiples of K keep every identity's K images together.
     """
     if num_instances and batch_size % num_instances:
         raise ValueError(f"batch_size ({batch_size}) must be a multiple of num_instances ({num_instances})")
+    if not 0 <= shard_index < num_shards or split < 1:
+        raise ValueError(f"Need 0 <= shard_index < num_shards and split >= 1; got shard_index={shard_index}, "
+                         f"num_shards={num_shards}, split={split}")
+    if batch_size % (num_shards * split):
+        raise ValueError(f"batch_size ({batch_size}) must be a multiple of num_shards x split "
+                         f"({num_shards} x {split}): the global batch is divided evenly among the replicas")
     paths = table["path"].astype(str).to_numpy()
     pids = table["pid"].to_numpy().astype("int32")
     plan = epoch_plan(pids, epochs, batch_size, num_instances, seed)
     positions = np.arange(plan.size, dtype="int64").reshape(plan.shape)
-    indices = tf.data.Dataset.from_tensor_slices(
-        (plan[initial_epoch:].reshape(-1), positions[initial_epoch:].reshape(-1)))
+    plan, positions = plan[initial_epoch:], positions[initial_epoch:]
+    if num_shards > 1:
+        # Augmentation seeds stay those of the global positions, so every image is what a single process reads.
+        share = batch_size // num_shards
+        columns = slice(shard_index * share, (shard_index + 1) * share)
+        plan = plan.reshape(-1, batch_size)[:, columns]
+        positions = positions.reshape(-1, batch_size)[:, columns]
+    indices = tf.data.Dataset.from_tensor_slices((plan.reshape(-1), positions.reshape(-1)))
     paths_t, pids_t = tf.constant(paths), tf.constant(pids)
 
     def load(index, position):
@@ -159,7 +180,7 @@ def make_train_dataset(
         return image, {name: label for name in target_names}
 
     dataset = indices.map(load, num_parallel_calls=AUTOTUNE, deterministic=True)
-    return dataset.batch(batch_size, drop_remainder=True).prefetch(AUTOTUNE)
+    return dataset.batch(batch_size // (num_shards * split), drop_remainder=True).prefetch(AUTOTUNE)
 
 
 def make_eval_dataset(table: pd.DataFrame, input_size: Sequence[int], batch_size: int = 64,

@@ -7,18 +7,21 @@
 from __future__ import annotations
 
 import json
-import resource
 import sys
 
 BATCH = 64
 
 
-def _rss_mib() -> float:
-    with open("/proc/self/statm", encoding="utf-8") as handle:
-        pages = int(handle.read().split()[1])
-    import os
+def _status_mib(field: str) -> float:
+    """`VmRSS` (resident now) or `VmHWM` (its high-water mark) of this process, in MiB.
 
-    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+    Not `getrusage().ru_maxrss`: Linux carries it over from the parent across fork + exec, so a child of a large
+    benchmark process reports the parent's peak."""
+    with open("/proc/self/status", encoding="utf-8") as handle:
+        for line in handle:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"/proc/self/status has no {field} line")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -58,10 +61,10 @@ def main(argv: list[str] | None = None) -> None:
             signature(images=batch)["embedding"].numpy()
     else:
         raise SystemExit(f"unknown contender {contender!r}; expected torchreid, keras or saved_model")
-    baseline = _rss_mib()
+    baseline = _status_mib("VmRSS")
     for _ in range(3):
         run()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = _status_mib("VmHWM")
     print(json.dumps({"contender": contender, "baseline_mib": baseline, "peak_mib": peak}))
 
 

@@ -76,7 +76,10 @@ def inference_rows(reference, model, saved_model_dir, batches, repeats, peak) ->
     return rows
 
 
-def latency_rows(reference, tflite_paths, repeats, peak) -> list[dict]:
+def latency_rows(reference, tflite_paths, repeats, peak, burst: int = 10) -> list[dict]:
+    """Batch-1 latency in steady state: each timed call is `burst` consecutive single-image calls (a camera stream),
+    and the medians are per image. A lone call after an idle pause runs about 2x slower on this machine for every
+    contender (threads and caches gone cold), which would measure the machine's wake-up, not the model."""
     import torch
 
     from hacnn_tf.export.parity import TFLiteEmbedder
@@ -88,13 +91,18 @@ def latency_rows(reference, tflite_paths, repeats, peak) -> list[dict]:
 
     def torchreid_run():
         with torch.no_grad():
-            reference(torch_x)
+            for _ in range(burst):
+                reference(torch_x)
 
-    contenders = [Contender(REFERENCE, torchreid_run)]
-    contenders += [Contender(f"tflite_{name}", lambda e=embedder: e.embed_one(image))
+    def tflite_run(embedder):
+        for _ in range(burst):
+            embedder.embed_one(image)
+
+    contenders = [Contender(REFERENCE, torchreid_run, burst)]
+    contenders += [Contender(f"tflite_{name}", lambda e=embedder: tflite_run(e), burst)
                    for name, embedder in embedders.items()]
-    stats = summarize(interleave(contenders, repeats * 4, warmup=5, pause=0.02),
-                      {c.name: c.items for c in contenders})
+    times = interleave(contenders, repeats * 2, warmup=1, pause=0.3)
+    stats = summarize({name: t / burst for name, t in times.items()}, {c.name: 1 for c in contenders})
     rows = []
     for name, s in stats.items():
         base = stats["tflite_fp32"] if name == "tflite_int8" else stats[REFERENCE]

@@ -4,6 +4,7 @@ from hacnn_tf.layers.attention import ChannelAttention, SoftAttention, SpatialAt
 from hacnn_tf.layers.conv import ConvBNReLU
 from hacnn_tf.layers.harmonious import HarmoniousAttention
 from hacnn_tf.layers.inception import InceptionA, InceptionB
+from hacnn_tf.layers.normalization import FusedBatchNormalization
 from hacnn_tf.layers.preprocessing import ImageNormalization, normalize_images
 from hacnn_tf.layers.regional import HardRegionalAttention
 from hacnn_tf.layers.region_sampler import RegionSampler
@@ -11,6 +12,7 @@ from hacnn_tf.layers.region_sampler import RegionSampler
 __all__ = [
     "ChannelAttention",
     "ConvBNReLU",
+    "FusedBatchNormalization",
     "HardRegionalAttention",
     "HarmoniousAttention",
     "ImageNormalization",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from hacnn_tf.layers.normalization import FusedBatchNormalization
+
 # PyTorch's default `kaiming_uniform_(a=sqrt(5))` for conv and linear kernels: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
 TORCH_KERNEL_INITIALIZER = {
     "class_name": "VarianceScaling",
@@ -48,7 +50,7 @@ class ConvBNReLU(keras.layers.Layer):
             dtype=self.dtype_policy,
             name="conv",
         )
-        self.bn = keras.layers.BatchNormalization(
+        self.bn = FusedBatchNormalization(
             epsilon=BATCH_NORM_EPSILON, momentum=BATCH_NORM_MOMENTUM, dtype=self.dtype_policy, name="bn"
         )
 

@@ -92,7 +92,8 @@ class SoftAttention(keras.layers.Layer):
 
     The joint map `spatial (N, H, W, 1) * channel (N, 1, 1, C)` has rank one per image, so its 1x1 convolution is
     `spatial * (channel @ W) + b`: a `(1, C) @ (C, C)` product per image instead of a `C x C` convolution over every
-    pixel (a fifth of HA-CNN's multiply-adds), with the same weights (`fuse`, torchreid's `conv`).
+    pixel (5 % of HA-CNN's multiply-adds, and the joint map is never materialised), with the same weights
+    (`fuse`, torchreid's `conv`).
 
     Input `(N, H, W, C)`; output `(N, H, W, C)` attention map.
     """

@@ -15,7 +15,7 @@ import tensorflow as tf
 from hacnn_tf.data.pipeline import make_eval_dataset
 from hacnn_tf.evaluation.distance import compute_distance_matrix
 from hacnn_tf.evaluation.metrics import evaluate, write_results
-from hacnn_tf.layers.preprocessing import normalize_images
+from hacnn_tf.layers.preprocessing import model_inputs
 from hacnn_tf.model import HACNN
 
 
@@ -61,7 +61,7 @@ def load_pixels(table: pd.DataFrame, input_size: Sequence[int], batch_size: int 
 
 
 def _keras_embeddings(model: HACNN, pixels: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    embed = tf.function(lambda x: model(normalize_images(x), training=False))
+    embed = tf.function(lambda x: model(model_inputs(model, x), training=False))
     return np.concatenate([keras.ops.convert_to_numpy(embed(pixels[i:i + batch_size]))
                            for i in range(0, len(pixels), batch_size)])
 

@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from hacnn_tf.data.pipeline import decode_and_resize
-from hacnn_tf.layers.preprocessing import normalize_images
+from hacnn_tf.layers.preprocessing import model_inputs
 from hacnn_tf.model import HACNN
 
 SERVING_SIGNATURE = "serving_default"
@@ -50,7 +50,7 @@ class _EmbeddingModule(tf.Module):
         Builtin TFLite ops only: `convert_tflite` converts this signature."""
         height, width = self.model.input_size
         images = tf.ensure_shape(images, (None, height, width, 3), name="check_images_shape")
-        return {OUTPUT: self.model(normalize_images(images), training=False)}
+        return {OUTPUT: self.model(model_inputs(self.model, images), training=False)}
 
     def _serve_bytes(self, image_bytes):
         """A batch of encoded JPEG/PNG/BMP/GIF files -> `{"embedding": (N, D) float32}`, decoded in the graph."""
@@ -136,7 +136,7 @@ def check_saved_model(path: str | os.PathLike, model: HACNN, tolerance: float = 
         reloaded = np.load(outputs)
         worst = 0.0
         for name, images in batches.items():
-            expected = keras.ops.convert_to_numpy(model(normalize_images(images), training=False))
+            expected = keras.ops.convert_to_numpy(model(model_inputs(model, images), training=False))
             worst = max(worst, float(np.abs(reloaded[name] - expected).max()))
     if not worst <= tolerance:
         raise RuntimeError(f"SavedModel self-check: the reloaded export differs from the Keras model by {worst:.2e} "

@@ -17,6 +17,12 @@ def normalize_images(images, mean=IMAGENET_MEAN, std=IMAGENET_STD):
     return images * scale + offset
 
 
+def model_inputs(model, pixels):
+    """What `model` takes for RGB `pixels` in `[0, 255]`: the pixels themselves when it normalises its input
+    (`include_preprocessing`), else `normalize_images(pixels)`."""
+    return pixels if getattr(model, "include_preprocessing", False) else normalize_images(pixels)
+
+
 @keras.saving.register_keras_serializable(package="hacnn_tf")
 class ImageNormalization(keras.layers.Layer):
     """`normalize_images` as a layer: `(N, H, W, 3)` pixels in `[0, 255]` -> ImageNet-normalised float32."""

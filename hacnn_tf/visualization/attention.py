@@ -23,7 +23,7 @@ from matplotlib import patheffects
 from matplotlib.axes import Axes
 from matplotlib.patches import Rectangle
 
-from hacnn_tf.layers.preprocessing import normalize_images
+from hacnn_tf.layers.preprocessing import model_inputs
 from hacnn_tf.model import HACNN
 from hacnn_tf.visualization.rendering import new_figure, save_figure
 
@@ -167,7 +167,7 @@ def compute_attention(model: HACNN, images, batch_size: int = 32) -> list[LevelA
     translations: list[list[np.ndarray]] = [[] for _ in range(NUM_LEVELS)]
     for start in range(0, len(pixels), batch_size):
         batch = pixels[start:start + batch_size]
-        inputs = batch if model.include_preprocessing else normalize_images(batch)
+        inputs = model_inputs(model, batch)
         outputs = model.attention(inputs)
         for level in range(NUM_LEVELS):
             soft_maps[level].append(keras.ops.convert_to_numpy(outputs["soft_maps"][level]).astype(np.float32))

@@ -77,6 +77,16 @@ def test_bytes_path_equals_tensor_path_equals_keras(loaded, model, image_files):
     np.testing.assert_allclose(single[0], from_bytes[0], atol=1e-5)
 
 
+def test_model_that_normalises_itself_is_not_normalised_twice(tmp_path, image_files):
+    """A model with `include_preprocessing` takes pixels: the export hands them over as they are."""
+    model = HACNN(None, include_preprocessing=True, **TINY_MODEL)
+    loaded = tf.saved_model.load(str(export_saved_model(model, tmp_path, "hacnn", 1)))
+    pixels = tf.stack([decode_and_resize(data, model.input_size) for data in image_files])
+    exported = loaded.signatures["embed_images"](images=pixels)["embedding"].numpy()
+    np.testing.assert_allclose(exported, model(pixels, training=False).numpy(), atol=1e-5)
+    assert np.abs(exported - model(normalize_images(pixels), training=False).numpy()).max() > 1e-3
+
+
 def test_self_check_catches_a_different_model(exported):
     other = HACNN(None, **TINY_MODEL)
     with pytest.raises(RuntimeError, match="differs from the Keras model"):

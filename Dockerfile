@@ -1,10 +1,12 @@
-# TF Serving image for HA-CNN embeddings.
+# TF Serving image for HA-CNN embeddings, production flags included.
 #   docker build -t hacnn-serving --build-arg CHECKPOINT=runs/demo/train/best.keras .
 #   docker run --rm -p 8500:8500 -p 8501:8501 hacnn-serving
-# Stage 1 exports the checkpoint with the project's own exporter (self-checked, warm-up requests included);
-# stage 2 serves it. The serving version must be >= the exporting TensorFlow (2.21): older servers reject ops that
-# TF 2.21 writes, such as DisableCopyOnRead.
-ARG SERVING_VERSION=2.21.0
+#   GPU: docker build -t hacnn-serving-gpu --build-arg SERVING_TAG=2.21.0-gpu ... ; docker run --gpus all ...
+# Stage 1 exports the checkpoint with the project's own exporter (self-checked under TF Serving's session loader,
+# warm-up requests included); stage 2 serves it with server-side batching, Prometheus metrics and a model config with
+# a version policy (export/tf_serving/). The serving version must be >= the exporting TensorFlow (2.21): older servers
+# reject ops that TF 2.21 writes, such as DisableCopyOnRead.
+ARG SERVING_TAG=2.21.0
 
 FROM python:3.11-slim AS export
 WORKDIR /src
@@ -21,8 +23,17 @@ RUN python -m hacnn_tf.data.synthetic --root /tmp/warmup --num-train-ids 2 --num
  && python -m export.saved_model /checkpoint/model.keras /models --model-name hacnn --version ${MODEL_VERSION} \
       --warmup-images /tmp/warmup/query
 
-FROM tensorflow/serving:${SERVING_VERSION}
+FROM tensorflow/serving:${SERVING_TAG}
 COPY --from=export /models/hacnn /models/hacnn
+COPY export/tf_serving/models.config export/tf_serving/batching_parameters.txt export/tf_serving/monitoring.config \
+     /models/config/
 ENV MODEL_NAME=hacnn
-# 8500: gRPC (PredictionService), 8501: REST (/v1/models/hacnn:predict)
+# 8500: gRPC (PredictionService), 8501: REST (/v1/models/hacnn:predict, /monitoring/prometheus/metrics)
 EXPOSE 8500 8501
+# Appended to the image's entrypoint (tensorflow_model_server --port=8500 --rest_api_port=8501 ...); with
+# --model_config_file the server ignores the entrypoint's --model_name/--model_base_path and serves what the file says.
+CMD ["--model_config_file=/models/config/models.config", \
+     "--model_config_file_poll_wait_seconds=60", \
+     "--enable_batching=true", \
+     "--batching_parameters_file=/models/config/batching_parameters.txt", \
+     "--monitoring_config_file=/models/config/monitoring.config"]

@@ -132,3 +132,28 @@ def assert_matches_reference(layer, variables, reference, x, atol: float = 1e-5)
         expected = reference(x)
     expected = to_nhwc(expected) if expected.dim() == 4 else expected.numpy()
     np.testing.assert_allclose(np.asarray(layer(to_nhwc(x))), expected, atol=atol)
+
+
+@pytest.fixture(scope="session")
+def export_model():
+    """The tiny HA-CNN that `exported_saved_model` exports (random weights)."""
+    from hacnn_tf import HACNN
+
+    return HACNN(None, **TINY_MODEL)
+
+
+@pytest.fixture(scope="session")
+def warmup_images(tiny_synthetic) -> list:
+    """Five encoded JPEG files of the tiny synthetic set."""
+    import pathlib
+
+    return [pathlib.Path(p).read_bytes() for p in tiny_synthetic.query["path"].iloc[:5]]
+
+
+@pytest.fixture(scope="session")
+def exported_saved_model(tmp_path_factory, export_model, warmup_images):
+    """`export_saved_model` of `export_model` as version 3, self-checked, with warm-up records of two images."""
+    from hacnn_tf.export import export_saved_model
+
+    return export_saved_model(export_model, tmp_path_factory.mktemp("export"), "hacnn", 3,
+                              warmup_images=warmup_images[:2])

@@ -1,144 +1,231 @@
-"""Versioned SavedModel export for TF Serving, with a self-check in a fresh process (TF-ECOSYSTEM.md §1, §4)."""
+"""Versioned SavedModel export for TF Serving, self-checked in a fresh process under TF Serving's own loader
+(TF-ECOSYSTEM.md §1, §4)."""
 
 from __future__ import annotations
 
-import json
+import contextlib
+import ctypes
+import fcntl
 import os
 import pathlib
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Iterator
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from hacnn_tf.data.pipeline import decode_and_resize
+from hacnn_tf.data.pipeline import DEFAULT_MAX_PIXELS, decode_and_resize
 from hacnn_tf.layers.preprocessing import model_inputs
 from hacnn_tf.model import HACNN
+from hacnn_tf.serving import tf_serving_loader
+from hacnn_tf.serving.signatures import (
+    BYTES_INPUT,
+    IMAGES_INPUT,
+    IMAGES_SIGNATURE,
+    OUTPUT,
+    SERVING_SIGNATURE,
+)
 
-SERVING_SIGNATURE = "serving_default"
-IMAGES_SIGNATURE = "embed_images"
-BYTES_INPUT = "image_bytes"
-IMAGES_INPUT = "images"
-OUTPUT = "embedding"
+__all__ = ["BYTES_INPUT", "IMAGES_INPUT", "IMAGES_SIGNATURE", "OUTPUT", "SERVING_SIGNATURE", "check_saved_model",
+           "export_saved_model", "remove_orphaned_staging"]
+
 SELF_CHECK_TOLERANCE = 1e-5
+SELF_CHECK_BATCHES = (1, 3)
+# Staging folders beside the version folders: `.<version>.partial-<random>/`, locked by the exporting process.
+STAGING_PREFIX = ".partial-"
+_LOCK_FILE = ".lock"
+# A staging folder without its lock file is taken for an orphan only once it is this old (its owner may be creating
+# the lock this instant).
+_UNLOCKED_GRACE_SECONDS = 600
 
 
-class _EmbeddingModule(tf.Module):
-    """The exported object: the model's variables and the two inference signatures."""
+def _embedding_fn(model: HACNN):
+    """`images (N, H, W, 3) float32 in [0, 255] -> {"embedding": (N, D)}` with the serving checks: the shape (a
+    loaded SavedModel does not enforce its signature's shape, and a wrong rank would reach kernels that abort the
+    process), finite pixels, and an empty batch giving an empty `(0, D)` result."""
+    height, width = model.input_size
 
-    def __init__(self, model: HACNN):
-        super().__init__(name="hacnn")
-        self.model = model
-        height, width = model.input_size
-        # The (height, width) the embed_images signature expects, kept for tools that re-trace it (TFLite).
-        self.image_size = tf.Variable([height, width], trainable=False, name="image_size")
-        # Any shape is accepted at the signature and checked in the graph: a loaded SavedModel does not check a
-        # signature's declared shape, and a wrong rank would reach kernels that abort the process.
-        self.embed_images = tf.function(
-            self._embed_images, input_signature=[tf.TensorSpec((None, None, None, None), tf.float32, IMAGES_INPUT)],
-            autograph=False)
-        self.serve_bytes = tf.function(
-            self._serve_bytes, input_signature=[tf.TensorSpec((None,), tf.string, BYTES_INPUT)], autograph=False)
-
-    def _embed_images(self, images):
-        """NHWC RGB pixels in [0, 255] at the model's input size -> `{"embedding": (N, D) float32}`.
-
-        A batch of another rank, size or channel count is an `InvalidArgument` error naming the expected shape.
-        Builtin TFLite ops only: `convert_tflite` converts this signature."""
-        height, width = self.model.input_size
+    def embed(images):
         images = tf.ensure_shape(images, (None, height, width, 3), name="check_images_shape")
-        return {OUTPUT: self.model(model_inputs(self.model, images), training=False)}
+        images = tf.debugging.assert_all_finite(images, "images holds NaN or infinite pixel values")
+        count = tf.shape(images)[0]
+        # Convolutions refuse an empty batch; one image of zeros stands in and is sliced away.
+        padded = tf.concat([images, tf.zeros((1, height, width, 3), images.dtype)], axis=0)[:tf.maximum(count, 1)]
+        embedding = model(model_inputs(model, padded), training=False)
+        return {OUTPUT: embedding[:count]}
 
-    def _serve_bytes(self, image_bytes):
-        """A batch of encoded JPEG/PNG/BMP/GIF files -> `{"embedding": (N, D) float32}`, decoded in the graph."""
-        height, width = self.model.input_size
+    return embed
+
+
+def _bytes_fn(model: HACNN, embed, max_pixels: int):
+    """`image_bytes [N] string -> {"embedding": (N, D)}`: encoded JPEG/PNG/BMP/GIF decoded and resized in the graph,
+    each refused before decoding when its header declares more than `max_pixels` pixels."""
+    height, width = model.input_size
+
+    def serve(image_bytes):
         nonempty = tf.debugging.assert_greater(
             tf.strings.length(image_bytes), 0, message="image_bytes holds an empty string, not an encoded image")
         with tf.control_dependencies([nonempty]):
-            pixels = tf.map_fn(lambda data: decode_and_resize(data, (height, width)), image_bytes,
-                               fn_output_signature=tf.TensorSpec((height, width, 3), tf.float32))
-        return self._embed_images(pixels)
+            pixels = tf.map_fn(lambda data: decode_and_resize(data, (height, width), max_pixels=max_pixels),
+                               image_bytes, fn_output_signature=tf.TensorSpec((height, width, 3), tf.float32))
+        return embed(pixels)
+
+    return serve
+
+
+def build_export_archive(model: HACNN, max_pixels: int = DEFAULT_MAX_PIXELS) -> keras.export.ExportArchive:
+    """The exported object: `keras.export.ExportArchive` tracking the model's variables (so that the SavedModel's
+    restore op restores exactly the variables the signatures read, as TF Serving's session loader needs), with the
+    `serving_default` (bytes) and `embed_images` (pixels) endpoints."""
+    height, width = model.input_size
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    embed = _embedding_fn(model)
+    archive.add_endpoint(SERVING_SIGNATURE, _bytes_fn(model, embed, max_pixels),
+                         input_signature=[tf.TensorSpec((None,), tf.string, BYTES_INPUT)])
+    archive.add_endpoint(IMAGES_SIGNATURE, embed,
+                         input_signature=[tf.TensorSpec((None, height, width, 3), tf.float32, IMAGES_INPUT)])
+    return archive
 
 
 def export_saved_model(model: HACNN, export_dir: str | os.PathLike, model_name: str = "hacnn", version: int = 1,
-                       check: bool = True, warmup_images: list[bytes] | None = None) -> pathlib.Path:
+                       check: bool = True, warmup_images: list[bytes] | None = None,
+                       max_pixels: int = DEFAULT_MAX_PIXELS) -> pathlib.Path:
     """Writes `<export_dir>/<model_name>/<version>/`, a SavedModel with the signatures
 
-    - `serving_default`: `image_bytes` (string `[N]`, encoded JPEG/PNG) -> `embedding` (`[N, D]` float32);
-    - `embed_images`: `images` (float32 `[N, H, W, 3]`, RGB pixels in 0..255, checked in the graph) -> `embedding`,
+    - `serving_default`: `image_bytes` (string `[N]`, encoded JPEG/PNG/BMP/GIF, at most `max_pixels` pixels each by
+      their header) -> `embedding` (`[N, D]` float32);
+    - `embed_images`: `images` (float32 `[N, H, W, 3]` at the model's input size, RGB pixels in 0..255, finite) ->
+      `embedding`,
 
-    both in inference mode with a dynamic batch. The version folder appears atomically (written beside it, then
-    renamed); an existing version is never overwritten. With `check`, the export is reloaded with plain
-    `tf.saved_model.load` in a fresh process that does not import hacnn_tf, and its embeddings must equal the Keras
-    model's (max abs diff <= 1e-5, batches of 1 and 3), else the export is removed and an error raised. With
-    `warmup_images`, TF Serving warm-up requests built from them go to `assets.extra/`.
+    both in inference mode with a dynamic batch (0 included). The version folder appears atomically (staged beside
+    it in a locked `.<version>.partial-*` folder, then renamed) with the permissions of the umask; an existing version
+    is never overwritten, and staging folders of killed exports are removed first. With `check`, the export is
+    reloaded in a fresh process that does not import hacnn_tf, with `tf.saved_model.load` and with TF Serving's TF1
+    session loader, and every signature must equal the Keras model (max abs diff <= 1e-5, batches of 1 and 3) and
+    every warm-up record must run, else nothing is written and an error is raised. With `warmup_images`, TF Serving
+    warm-up requests built from them go to `assets.extra/`.
 
     Returns the version folder.
     """
-    if not isinstance(version, int) or version < 1:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise ValueError(f"version must be a positive integer (TF Serving's version folder); got {version!r}")
+    if not isinstance(max_pixels, int) or max_pixels < 1:
+        raise ValueError(f"max_pixels must be a positive integer; got {max_pixels!r}")
     target = pathlib.Path(export_dir) / model_name / str(version)
     if target.exists():
         raise FileExistsError(f"{target} exists: TF Serving versions are immutable, export a new version number")
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{version}.partial-", dir=target.parent))
-    try:
-        module = _EmbeddingModule(model)
-        signatures = {SERVING_SIGNATURE: module.serve_bytes, IMAGES_SIGNATURE: module.embed_images}
-        tf.saved_model.save(module, str(staging), signatures=signatures)
+    remove_orphaned_staging(target.parent)
+    with _staging_folder(target.parent, f".{version}{STAGING_PREFIX}") as staging:
+        saved_model = staging / "saved_model"
+        build_export_archive(model, max_pixels).write_out(str(saved_model), verbose=False)
         if warmup_images:
             from hacnn_tf.serving.warmup import write_warmup_requests
 
-            write_warmup_requests(staging, warmup_images, model_name)
+            write_warmup_requests(saved_model, warmup_images, model_name)
         if check:
-            check_saved_model(staging, model)
-        os.replace(staging, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+            check_saved_model(saved_model, model, scratch_dir=staging)
+        os.replace(saved_model, target)
     return target
 
 
-_RELOAD_SCRIPT = """
-import json, sys
-import numpy as np
-import tensorflow as tf
-assert "hacnn_tf" not in sys.modules
-loaded = tf.saved_model.load(sys.argv[1])
-signature = loaded.signatures["embed_images"]
-inputs = np.load(sys.argv[2])
-outputs = {name: signature(images=tf.constant(inputs[name]))["embedding"].numpy() for name in inputs.files}
-np.savez(sys.argv[3], **outputs)
-print(json.dumps(sorted(loaded.signatures.keys())))
-assert "hacnn_tf" not in sys.modules
-"""
+@contextlib.contextmanager
+def _staging_folder(parent: pathlib.Path, prefix: str) -> Iterator[pathlib.Path]:
+    """A fresh folder in `parent`, exclusively locked by this process while it is in use and removed after; a
+    process killed meanwhile leaves it for `remove_orphaned_staging`."""
+    staging = pathlib.Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    lock = open(staging / _LOCK_FILE, "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield staging
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        lock.close()
 
 
-def check_saved_model(path: str | os.PathLike, model: HACNN, tolerance: float = SELF_CHECK_TOLERANCE) -> float:
-    """Reloads the SavedModel at `path` in a fresh Python process without hacnn_tf and compares its `embed_images`
-    output with `model` on random pixel batches of 1 and 3 images; returns the max abs diff or raises."""
+def remove_orphaned_staging(model_dir: str | os.PathLike) -> list[pathlib.Path]:
+    """Removes the staging folders of exports into `model_dir` whose process is gone (killed mid-export); the
+    folders of exports still running (their lock is held) are left alone. Returns what was removed."""
+    removed = []
+    for folder in pathlib.Path(model_dir).glob(f".*{STAGING_PREFIX}*"):
+        if not folder.is_dir():
+            continue
+        lock_path = folder / _LOCK_FILE
+        if not lock_path.exists():
+            if time.time() - folder.stat().st_mtime < _UNLOCKED_GRACE_SECONDS:
+                continue
+        else:
+            with open(lock_path) as lock:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # a live export
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
+
+
+def _die_with_parent() -> None:
+    """In the self-check child: SIGKILL when the exporting process dies (Linux `PR_SET_PDEATHSIG`), so that a killed
+    export leaves no process behind."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+
+
+def check_saved_model(path: str | os.PathLike, model: HACNN, tolerance: float = SELF_CHECK_TOLERANCE,
+                      scratch_dir: str | os.PathLike | None = None) -> float:
+    """Runs the SavedModel at `path` in a fresh Python process that imports TensorFlow but not hacnn_tf, through
+    `tf.saved_model.load` and through TF Serving's TF1 session loader (`hacnn_tf.serving.tf_serving_loader`), on
+    batches of 1 and 3 random images: `embed_images` on their pixels and `serving_default` on them PNG-encoded; and
+    replays the warm-up records. Every output must equal `model`'s to `tolerance`. Returns the max abs diff or raises
+    `RuntimeError`. The scratch files go to a temporary folder in `scratch_dir` (default: the system's)."""
+    path = pathlib.Path(path)
     height, width = model.input_size
     rng = np.random.default_rng(0)
-    batches = {f"batch{n}": rng.uniform(0, 255, size=(n, height, width, 3)).astype("float32") for n in (1, 3)}
-    with tempfile.TemporaryDirectory() as scratch:
-        inputs, outputs = pathlib.Path(scratch) / "in.npz", pathlib.Path(scratch) / "out.npz"
-        np.savez(inputs, **batches)
-        result = subprocess.run([sys.executable, "-c", _RELOAD_SCRIPT, str(path), str(inputs), str(outputs)],
-                                capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    pixels = {f"batch{n}": rng.integers(0, 256, size=(n, height, width, 3)).astype("float32")
+              for n in SELF_CHECK_BATCHES}
+    encoded = {case: np.array([tf.io.encode_png(image.astype("uint8")).numpy() for image in images])
+               for case, images in pixels.items()}
+    inputs = {f"{IMAGES_SIGNATURE}:{IMAGES_INPUT}:{case}": images for case, images in pixels.items()}
+    inputs.update({f"{SERVING_SIGNATURE}:{BYTES_INPUT}:{case}": data for case, data in encoded.items()})
+    expected = {}
+    for case, images in pixels.items():
+        expected[IMAGES_SIGNATURE, case] = _keras_embedding(model, images)
+        decoded = tf.stack([decode_and_resize(data, model.input_size) for data in encoded[case]])
+        expected[SERVING_SIGNATURE, case] = _keras_embedding(model, decoded)
+    with tempfile.TemporaryDirectory(prefix=".self-check-", dir=scratch_dir) as scratch:
+        inputs_path, outputs_path = pathlib.Path(scratch) / "in.npz", pathlib.Path(scratch) / "out.npz"
+        np.savez(inputs_path, **inputs)
+        result = subprocess.run(
+            [sys.executable, "-P", tf_serving_loader.__file__, str(path), str(inputs_path), str(outputs_path)],
+            capture_output=True, text=True, preexec_fn=_die_with_parent,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
         if result.returncode:
-            raise RuntimeError(f"SavedModel self-check: reloading {path} in a fresh process failed:\n"
-                               f"{result.stderr[-3000:]}")
-        signatures = json.loads(result.stdout.strip().splitlines()[-1])
-        if signatures != sorted([SERVING_SIGNATURE, IMAGES_SIGNATURE]):
-            raise RuntimeError(f"SavedModel self-check: signatures {signatures} in {path}")
-        reloaded = np.load(outputs)
-        worst = 0.0
-        for name, images in batches.items():
-            expected = keras.ops.convert_to_numpy(model(model_inputs(model, images), training=False))
-            worst = max(worst, float(np.abs(reloaded[name] - expected).max()))
+            raise RuntimeError(f"SavedModel self-check: running {path} in a fresh process (tf.saved_model.load and "
+                               f"TF Serving's session loader) failed:\n{result.stderr[-3000:]}")
+        with np.load(outputs_path) as outputs:
+            results = {key: outputs[key] for key in outputs.files}
+    worst = 0.0
+    for loader in ("tf2", "session"):
+        for (signature, case), want in expected.items():
+            key = f"{loader}:{signature}:{case}:{OUTPUT}"
+            if key not in results:
+                raise RuntimeError(f"SavedModel self-check: {path} gave no {OUTPUT!r} for {signature} ({loader})")
+            worst = max(worst, float(np.abs(results[key] - want).max()))
+    warmups = [key for key in results if key.startswith("warmup:")]
+    if any(not np.isfinite(results[key]).all() for key in warmups):
+        raise RuntimeError(f"SavedModel self-check: a warm-up record of {path} gave non-finite embeddings")
     if not worst <= tolerance:
         raise RuntimeError(f"SavedModel self-check: the reloaded export differs from the Keras model by {worst:.2e} "
                            f"(> {tolerance:.0e})")
     return worst
+
+
+def _keras_embedding(model: HACNN, pixels) -> np.ndarray:
+    return keras.ops.convert_to_numpy(model(model_inputs(model, pixels), training=False))

@@ -10,7 +10,7 @@ from typing import Iterable, Mapping
 import numpy as np
 import tensorflow as tf
 
-from hacnn_tf.export.saved_model import IMAGES_INPUT, IMAGES_SIGNATURE, OUTPUT
+from hacnn_tf.serving.signatures import IMAGES_INPUT, IMAGES_SIGNATURE, OUTPUT
 from hacnn_tf.io_utils import atomic_output
 
 QUANTIZATIONS = ("fp32", "fp16", "dynamic", "int8")
@@ -29,7 +29,7 @@ def _batch_one_saved_model(saved_model_dir: pathlib.Path, scratch: pathlib.Path)
         raise ValueError(f"{saved_model_dir}: no '{IMAGES_SIGNATURE}' signature; export it with "
                          "hacnn_tf.export.export_saved_model")
     signature = loaded.signatures[IMAGES_SIGNATURE]
-    height, width = (int(n) for n in loaded.image_size.numpy())
+    height, width = signature.structured_input_signature[1][IMAGES_INPUT].shape[1:3]
     module = tf.Module()
     module.loaded = loaded
 

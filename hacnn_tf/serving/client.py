@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from hacnn_tf.export.saved_model import BYTES_INPUT, OUTPUT, SERVING_SIGNATURE
+from hacnn_tf.serving.signatures import BYTES_INPUT, OUTPUT, SERVING_SIGNATURE
 
 
 def build_rest_body(images: Sequence[bytes], signature_name: str = SERVING_SIGNATURE) -> str:

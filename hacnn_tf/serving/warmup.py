@@ -7,7 +7,7 @@ import os
 import pathlib
 from typing import Sequence
 
-WARMUP_FILE = pathlib.Path("assets.extra") / "tf_serving_warmup_requests"
+from hacnn_tf.serving.tf_serving_loader import WARMUP_FILE
 
 
 def write_warmup_requests(saved_model_dir: str | os.PathLike, images: Sequence[bytes], model_name: str = "hacnn",

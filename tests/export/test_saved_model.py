@@ -1,7 +1,10 @@
 import base64
+import io
 import json
+import os
 import pathlib
 import shutil
+import stat
 import subprocess
 import sys
 
@@ -11,26 +14,26 @@ import tensorflow as tf
 
 from conftest import TINY_MODEL
 from hacnn_tf import HACNN, normalize_images
-from hacnn_tf.data.pipeline import decode_and_resize
+from hacnn_tf.data.pipeline import DEFAULT_MAX_PIXELS, decode_and_resize
 from hacnn_tf.export import export_saved_model
-from hacnn_tf.export.saved_model import check_saved_model
+from hacnn_tf.export.saved_model import _bytes_fn, _embedding_fn, check_saved_model
 from hacnn_tf.serving import build_predict_request, build_rest_body, parse_predict_response, parse_rest_response
 from hacnn_tf.serving.warmup import WARMUP_FILE
 
 
 @pytest.fixture(scope="module")
-def model():
-    return HACNN(None, **TINY_MODEL)
+def model(export_model):
+    return export_model
 
 
 @pytest.fixture(scope="module")
-def image_files(tiny_synthetic):
-    return [pathlib.Path(p).read_bytes() for p in tiny_synthetic.query["path"].iloc[:5]]
+def image_files(warmup_images):
+    return warmup_images
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory, model, image_files):
-    return export_saved_model(model, tmp_path_factory.mktemp("export"), "hacnn", 3, warmup_images=image_files[:2])
+def exported(exported_saved_model):
+    return exported_saved_model
 
 
 @pytest.fixture(scope="module")
@@ -52,17 +55,27 @@ def test_versioned_layout_and_signatures(exported, loaded, model):
     assert serve.structured_input_signature[1] == {"image_bytes": tf.TensorSpec((None,), tf.string, "image_bytes")}
     assert serve.structured_outputs["embedding"].shape.as_list() == [None, 64]
     images = loaded.signatures["embed_images"]
-    # Any shape passes the signature; the graph checks (N, 64, 32, 3) (see test_wrong_rank_or_channels_are_refused).
-    assert images.structured_input_signature[1] == {"images": tf.TensorSpec((None,) * 4, tf.float32, "images")}
-    assert loaded.image_size.numpy().tolist() == [64, 32]
+    # The real shape is declared (for converters and saved_model_cli); the graph checks it too (see
+    # test_wrong_rank_size_or_channels_are_invalid_argument).
+    assert images.structured_input_signature[1] == {"images": tf.TensorSpec((None, 64, 32, 3), tf.float32, "images")}
     assert images.structured_outputs["embedding"].dtype == tf.float32
+
+
+def test_export_has_the_permissions_of_the_umask(exported):
+    """The version folder is readable by a server running as another user (not mkdtemp's 0700)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(exported.stat().st_mode) == 0o777 & ~umask
+    for path in exported.rglob("*"):
+        assert stat.S_IMODE(path.stat().st_mode) & 0o444 & ~umask == 0o444 & ~umask, path
 
 
 def test_saved_model_cli_lists_the_documented_signatures(exported):
     result = subprocess.run([pathlib.Path(sys.executable).parent / "saved_model_cli", "show", "--dir", str(exported),
                              "--all"], capture_output=True, text=True, check=True)
     for text in ("signature_def['serving_default']", "signature_def['embed_images']", "inputs['image_bytes']",
-                 "dtype: DT_STRING", "inputs['images']", "dtype: DT_FLOAT", "outputs['embedding']"):
+                 "dtype: DT_STRING", "inputs['images']", "dtype: DT_FLOAT", "shape: (-1, 64, 32, 3)",
+                 "outputs['embedding']"):
         assert text in result.stdout
 
 
@@ -80,7 +93,7 @@ def test_bytes_path_equals_tensor_path_equals_keras(loaded, model, image_files):
 def test_model_that_normalises_itself_is_not_normalised_twice(tmp_path, image_files):
     """A model with `include_preprocessing` takes pixels: the export hands them over as they are."""
     model = HACNN(None, include_preprocessing=True, **TINY_MODEL)
-    loaded = tf.saved_model.load(str(export_saved_model(model, tmp_path, "hacnn", 1)))
+    loaded = tf.saved_model.load(str(export_saved_model(model, tmp_path, "hacnn", 1, check=False)))
     pixels = tf.stack([decode_and_resize(data, model.input_size) for data in image_files])
     exported = loaded.signatures["embed_images"](images=pixels)["embedding"].numpy()
     np.testing.assert_allclose(exported, model(pixels, training=False).numpy(), atol=1e-5)
@@ -149,6 +162,43 @@ def test_wrong_rank_size_or_channels_are_invalid_argument(loaded, shape):
     expected = r"Shape of tensor .* is not compatible with expected shape \[\?,64,32,3\]"
     with pytest.raises(tf.errors.InvalidArgumentError, match=expected):
         loaded.signatures["embed_images"](images=tf.zeros(shape))
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_non_finite_pixels_are_invalid_argument(loaded, value):
+    images = np.full((2, 64, 32, 3), 100.0, np.float32)
+    images[1, 5, 7, 2] = value
+    with pytest.raises(tf.errors.InvalidArgumentError, match="NaN or infinite"):
+        loaded.signatures["embed_images"](images=tf.constant(images))
+
+
+def test_empty_batch_gives_an_empty_result(loaded, model, image_files):
+    empty = loaded.signatures["embed_images"](images=tf.zeros((0, 64, 32, 3)))["embedding"]
+    assert empty.shape == (0, 64) and empty.dtype == tf.float32
+    assert loaded.signatures["serving_default"](image_bytes=tf.constant([], tf.string))["embedding"].shape == (0, 64)
+
+
+def _png(width: int, height: int) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 30, 30)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_image_over_the_pixel_limit_is_refused_before_decoding(loaded):
+    """A 5000 x 5000 PNG (25 KB, 75 MB decoded) is over the default 4096 x 4096 limit."""
+    bomb = _png(5000, 5000)
+    assert 5000 * 5000 > DEFAULT_MAX_PIXELS and len(bomb) < 200_000
+    with pytest.raises(tf.errors.InvalidArgumentError, match="limit"):
+        loaded.signatures["serving_default"](image_bytes=tf.constant([bomb]))
+
+
+def test_pixel_limit_is_set_at_export(model):
+    serve = tf.function(_bytes_fn(model, _embedding_fn(model), max_pixels=64 * 32), autograph=False)
+    assert serve(tf.constant([_png(32, 64)]))["embedding"].shape == (1, 64)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="limit"):
+        serve(tf.constant([_png(33, 64)]))
 
 
 def test_docker_image_serves_the_export(tiny_synthetic):

@@ -50,6 +50,14 @@ class RegionSampler(keras.layers.Layer):
         if len(self.scale) != 2:
             raise ValueError(f"`scale` must be (scale_y, scale_x); got {scale}")
 
+    def build(self, features_shape, translations_shape):
+        """No weights; checks that the feature map's height and width are static and the translations `(N, T, 2)`."""
+        if features_shape[1] is None or features_shape[2] is None:
+            raise ValueError(f"RegionSampler needs a static feature height and width; got shape {features_shape}")
+        if len(translations_shape) != 3 or translations_shape[-1] != 2:
+            raise ValueError(f"RegionSampler translations must be (N, T, 2); got shape {translations_shape}")
+        self.built = True
+
     def sampling_matrices(self, translations, height: int, width: int):
         """`(N, T, out_h, H)` and `(N, T, out_w, W)` matrices that map the input rows and columns to a crop."""
         # The sampling positions need float32 at least, also under mixed precision (80 rows, sub-pixel steps).
@@ -65,8 +73,6 @@ class RegionSampler(keras.layers.Layer):
 
     def call(self, features, translations):
         height, width = features.shape[1], features.shape[2]
-        if height is None or width is None:
-            raise ValueError(f"RegionSampler needs a static feature height and width; got shape {features.shape}")
         matrix_y, matrix_x = self.sampling_matrices(translations, height, width)
         matrix_y = ops.cast(matrix_y, features.dtype)
         matrix_x = ops.cast(matrix_x, features.dtype)

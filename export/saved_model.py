@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import pathlib
 
-from hacnn_tf.evaluation.checkpoint import load_checkpoint
+from hacnn_tf.convert.checkpoint import load_checkpoint
 from hacnn_tf.export.saved_model import export_saved_model
 
 

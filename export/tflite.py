@@ -9,7 +9,7 @@ import argparse
 import pathlib
 
 from hacnn_tf.data.datasets import load_dataset
-from hacnn_tf.evaluation.checkpoint import load_checkpoint
+from hacnn_tf.convert.checkpoint import load_checkpoint
 from hacnn_tf.export.parity import load_pixels, parity_report
 from hacnn_tf.export.tflite import QUANTIZATIONS, convert_tflite_variants
 

@@ -19,7 +19,7 @@ import keras
 import pandas as pd
 
 from hacnn_tf.data.datasets import load_dataset
-from hacnn_tf.evaluation.checkpoint import load_checkpoint
+from hacnn_tf.convert.checkpoint import load_checkpoint
 from hacnn_tf.evaluation.features import query_gallery_distances
 from hacnn_tf.export.parity import load_pixels
 from hacnn_tf.model import HACNN

@@ -5,32 +5,13 @@ from __future__ import annotations
 import os
 import pathlib
 
-import keras
 import pandas as pd
 
-from hacnn_tf.convert.torchreid import from_torchreid
+from hacnn_tf.convert.checkpoint import load_checkpoint
 from hacnn_tf.data.datasets import load_dataset
 from hacnn_tf.evaluation.features import evaluate_model
 from hacnn_tf.evaluation.metrics import results_table, write_results
-from hacnn_tf.model import HACNN
 from hacnn_tf.visualization.curves import plot_cmc, write_cmc_csv
-
-TORCH_SUFFIXES = (".pth", ".pt", ".tar")
-
-
-def load_checkpoint(path: str | os.PathLike, align_corners: bool = False) -> HACNN:
-    """A `.keras` file written by this project, or a torchreid checkpoint (`.pth`, `.pth.tar`, `.pt`)."""
-    path = pathlib.Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"Checkpoint not found: {path}")
-    if path.suffix == ".keras":
-        model = keras.saving.load_model(path, compile=False)
-        if not isinstance(model, HACNN):
-            raise ValueError(f"{path} holds a {type(model).__name__}, not a hacnn_tf.HACNN")
-        return model
-    if path.suffix in TORCH_SUFFIXES:
-        return from_torchreid(path, align_corners=align_corners)
-    raise ValueError(f"{path}: unknown checkpoint type (expected .keras, .pth, .pth.tar or .pt)")
 
 
 def evaluate_checkpoint(

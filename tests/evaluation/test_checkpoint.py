@@ -56,7 +56,7 @@ def test_evaluate_command_writes_tables_and_cmc(tmp_path, tiny_model, tiny_synth
 
 
 def test_evaluate_command_reads_torchreid_checkpoints_and_rejects_others(tmp_path, torchreid_hacnn):
-    from hacnn_tf.evaluation.checkpoint import load_checkpoint
+    from hacnn_tf.convert.checkpoint import load_checkpoint
 
     path = tmp_path / "model.pth.tar"
     torch.save({"state_dict": torchreid_hacnn.HACNN(5, use_gpu=False).state_dict()}, path)

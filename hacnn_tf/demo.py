@@ -10,6 +10,7 @@ from typing import Sequence
 import keras
 import pandas as pd
 
+from hacnn_tf.configs import resolve_config
 from hacnn_tf.data import synthetic
 from hacnn_tf.data.datasets import load_dataset
 from hacnn_tf.evaluation.features import evaluate_model
@@ -22,7 +23,7 @@ from hacnn_tf.trainer import build_model, fit, load_config
 from hacnn_tf.visualization.report import write_demo_figures
 
 METRIC_COLUMNS = ("rank1", "rank5", "rank10", "mAP")
-DEMO_CONFIG = pathlib.Path(__file__).resolve().parent.parent / "training" / "configs" / "demo_synthetic.yaml"
+DEMO_CONFIG = resolve_config("demo_synthetic")
 
 
 def run_demo(workdir: str | os.PathLike, config_path: str | os.PathLike = DEMO_CONFIG,

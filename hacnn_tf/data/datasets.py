@@ -3,7 +3,8 @@
 Readers only list image files (no decoding) and return pandas tables; they follow torchreid 0.2.5's semantics
 (`torchreid/reid/data/datasets/image/*.py`): camera ids are 0-based, training ids are relabelled to `0..N-1` in
 sorted order of the original ids (kept in `orig_pid`), query and gallery keep their original ids, junk images
-(id -1) are dropped and distractors (id 0) stay in the gallery. This module does not import TensorFlow.
+(id -1) are dropped and distractors (id 0) stay in the gallery. Importing this module does not import TensorFlow;
+verifying images (`verify_images`, `load_dataset(verify=True)`) decodes them with it.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ _COLUMNS = ["path", "pid", "camid", "split"]
 _SKIPPED_COLUMNS = ["path", "reason"]
 _PID_CAM_PATTERN = re.compile(r"([-\d]+)_c(\d)")  # torchreid's Market-1501 / DukeMTMC-reID pattern
 _FOLDER_PATTERN = re.compile(r"^(-?\d+)_c(\d+)")
-_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
+_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}  # what `pipeline.decode_rgb` reads
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -50,7 +51,11 @@ class ReIDDataset:
 
     @property
     def num_train_pids(self) -> int:
-        """Number of training identities (the classifier's width)."""
+        """Number of training identities (the classifier's width); a `ValueError` when there are no training
+        images."""
+        if self.train.empty:
+            skipped = f"; {len(self.skipped)} file(s) skipped, see ReIDDataset.skipped" if len(self.skipped) else ""
+            raise ValueError(f"{self.name}: no training images (the train split is empty{skipped})")
         return int(self.train["pid"].nunique())
 
     @property
@@ -78,7 +83,7 @@ class ReIDDataset:
             print(f"  {split:<8} | {row['ids']:5d} | {row['images']:8d} | {row['cameras']:9d}")
         print(line)
         if len(self.skipped):
-            print(f"  skipped {len(self.skipped)} image(s)")
+            print(f"  skipped {len(self.skipped)} file(s)")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -112,13 +117,16 @@ def _find_layout(label: str, root: pathlib.Path, candidates: Sequence[pathlib.Pa
     raise FileNotFoundError(f"{label}: expected {noun} {what} under {root} (looked in {looked})")
 
 
-def _parse_named_dir(folder: pathlib.Path, split: str, pattern: re.Pattern, suffixes: set[str]
+def _parse_named_dir(folder: pathlib.Path, split: str, pattern: re.Pattern
                      ) -> tuple[list[tuple[str, int, int]], list[tuple[str, str]]]:
     """Lists `folder`'s images named `<pid>_c<cam>...`; returns (path, pid, camid as in the name) rows and the
-    files whose name does not parse. Junk images (pid -1) are dropped."""
+    files left out: not images (by suffix) or named otherwise. Junk images (pid -1) are dropped."""
     rows, skipped = [], []
     for path in sorted(folder.iterdir()):
-        if not path.is_file() or path.suffix.lower() not in suffixes:
+        if not path.is_file():
+            continue
+        if path.suffix.lower() not in _IMAGE_SUFFIXES:
+            skipped.append((str(path), f"{split}: not an image file (suffix not one of {sorted(_IMAGE_SUFFIXES)})"))
             continue
         match = pattern.search(path.name)
         if match is None:
@@ -131,30 +139,28 @@ def _parse_named_dir(folder: pathlib.Path, split: str, pattern: re.Pattern, suff
 
 
 def verify_images(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Opens each `df.path` with PIL (`Image.verify`, which reads headers and checksums without decoding).
+    """Decodes each `df.path` with the decoder training, evaluation and serving use (`pipeline.decode_rgb`; this
+    imports TensorFlow), in parallel.
 
-    Returns `(ok, skipped)`: the readable rows (index reset) and a (path, reason) table of the others.
+    Returns `(ok, skipped)`: the decodable rows (index reset) and a (path, reason) table of the others.
     """
-    ok, skipped = [], []
-    for path in df["path"]:
-        try:
-            with Image.open(path) as image:
-                image.verify()
-        except Exception as error:  # PIL raises many types for broken files; none may stop a load
-            skipped.append((path, f"unreadable image: {type(error).__name__}: {error}"))
-            ok.append(False)
-        else:
-            ok.append(True)
-    return df[np.asarray(ok, dtype=bool)].reset_index(drop=True), _skipped_frame(skipped)
+    from hacnn_tf.data.pipeline import undecodable_images
+
+    paths = df["path"].astype(str).tolist()
+    reasons = undecodable_images(paths)
+    ok = np.ones(len(paths), dtype=bool)
+    ok[list(reasons)] = False
+    skipped = [(paths[index], f"unreadable image: {reason}") for index, reason in sorted(reasons.items())]
+    return df[ok].reset_index(drop=True), _skipped_frame(skipped)
 
 
 def _finalise(name: str, splits: dict[str, pd.DataFrame], skipped: list[pd.DataFrame], verify: bool
               ) -> ReIDDataset:
     """Verifies images, relabels training ids to 0..N-1 (sorted original ids) and logs skipped images."""
-    if verify:
-        for split in SPLITS:
-            splits[split], bad = verify_images(splits[split])
-            skipped.append(bad)
+    if verify:  # one pass over all splits: a pass has a fixed cost (tracing the decoder) of about half a second
+        ok, bad = verify_images(pd.concat([splits[split] for split in SPLITS], ignore_index=True))
+        splits = {split: ok[ok["split"] == split] for split in SPLITS}
+        skipped.append(bad)
     for split in SPLITS:
         df = splits[split].reset_index(drop=True)
         df["orig_pid"] = df["pid"]
@@ -165,7 +171,7 @@ def _finalise(name: str, splits: dict[str, pd.DataFrame], skipped: list[pd.DataF
     all_skipped = pd.concat([s for s in skipped if len(s)] or [_skipped_frame([])], ignore_index=True)
     if len(all_skipped):
         first = ", ".join(all_skipped["path"].head(5))
-        logger.warning("%s: skipped %d image(s) (see ReIDDataset.skipped), first: %s", name, len(all_skipped), first)
+        logger.warning("%s: skipped %d file(s) (see ReIDDataset.skipped), first: %s", name, len(all_skipped), first)
     return ReIDDataset(name, splits["train"], splits["query"], splits["gallery"], all_skipped)
 
 
@@ -180,7 +186,7 @@ def _load_bounding_box_layout(label: str, root: pathlib.Path, subdirs: Sequence[
     base = _find_layout(label, root, candidates, list(folder_names.values()))
     splits, skipped = {}, []
     for split, folder in folder_names.items():
-        rows, bad = _parse_named_dir(base / folder, split, _PID_CAM_PATTERN, {".jpg"})
+        rows, bad = _parse_named_dir(base / folder, split, _PID_CAM_PATTERN)
         splits[split] = _frame([(path, pid, cam - 1) for path, pid, cam in rows], split)
         skipped.append(_skipped_frame(bad))
     return splits, skipped
@@ -383,24 +389,46 @@ def _load_folder(root: pathlib.Path) -> tuple[dict[str, pd.DataFrame], list[pd.D
     base = _find_layout("folder", root, [root], list(SPLITS))
     splits, skipped = {}, []
     for split in SPLITS:
-        rows, bad = _parse_named_dir(base / split, split, _FOLDER_PATTERN, _IMAGE_SUFFIXES)
+        rows, bad = _parse_named_dir(base / split, split, _FOLDER_PATTERN)
         splits[split] = _frame(rows, split)
         skipped.append(_skipped_frame(bad))
     _zero_based_cameras(splits)
     return splits, skipped
 
 
+def _csv_integers(table: pd.DataFrame, column: str, csv_path: pathlib.Path) -> pd.Series:
+    """The column's cells as int64; a ValueError naming the first cell that is not an integer and its line."""
+    bad = ~table[column].str.fullmatch(r"[+-]?\d+")
+    if bad.any():
+        line, value = int(table.index[bad][0]) + 2, table.loc[bad, column].iloc[0]
+        raise ValueError(f"folder: CSV {csv_path} line {line}: {column} {value!r} is not an integer"
+                         + (" (a fractional id would be truncated and merge identities)" if column == "pid" else ""))
+    return table[column].astype("int64")
+
+
 def _load_csv(csv_path: pathlib.Path) -> tuple[dict[str, pd.DataFrame], list[pd.DataFrame]]:
-    table = pd.read_csv(csv_path)
+    try:  # every cell as text, blank lines kept as rows, so that line numbers in errors are the file's
+        table = pd.read_csv(csv_path, dtype=str, keep_default_na=False, skip_blank_lines=False)
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"folder: CSV {csv_path} is empty; expected a header line path,pid,camid,split and one "
+                         f"row per image") from None
     table.columns = [str(c).strip().lower() for c in table.columns]
     missing = [c for c in _COLUMNS if c not in table.columns]
     if missing:
         raise ValueError(f"folder: CSV {csv_path} lacks column(s) {missing}; expected columns path,pid,camid,split")
-    table["split"] = table["split"].astype(str).str.strip().str.lower()
+    table = table[_COLUMNS].apply(lambda column: column.str.strip())
+    table = table[(table != "").any(axis=1)]  # blank lines
+    for column in _COLUMNS:
+        empty = table[column] == ""
+        if empty.any():
+            raise ValueError(f"folder: CSV {csv_path} line {int(table.index[empty][0]) + 2}: empty {column} cell "
+                             f"({int(empty.sum())} row(s) in all)")
+    table["split"] = table["split"].str.lower()
     unknown = sorted(set(table["split"]) - set(SPLITS))
     if unknown:
         raise ValueError(f"folder: CSV {csv_path} has split value(s) {unknown}; expected one of {list(SPLITS)}")
-    table["path"] = [os.path.normpath(csv_path.parent / p) for p in table["path"].astype(str)]
+    table["pid"], table["camid"] = _csv_integers(table, "pid", csv_path), _csv_integers(table, "camid", csv_path)
+    table["path"] = [os.path.normpath(csv_path.parent / p) for p in table["path"]]
     table = table[table["pid"] != -1]
     splits = {s: _frame(list(table.loc[table["split"] == s, ["path", "pid", "camid"]].itertuples(index=False)), s)
               for s in SPLITS}
@@ -439,13 +467,15 @@ def load_dataset(name: str, root: str | os.PathLike, *, verify: bool = True, **o
         name: `market1501`, `dukemtmcreid`, `msmt17`, `cuhk03` or `folder` (case-insensitive; dashes, underscores
             and aliases such as "Market-1501", "duke", "msmt", "csv" are accepted).
         root: the folder holding the data set (or its parent; see each reader), or a CSV file for `folder`.
-        verify: open every image with PIL and skip (and list in `skipped`) the unreadable ones.
+        verify: decode every image as training and serving do (`verify_images`, TensorFlow's decoders, in
+            parallel) and skip, log and list in `skipped` the ones that fail.
         **options: `cuhk03_labeled` (bool, CUHK03: labelled instead of detected boxes) and `msmt17_use_val`
             (bool, MSMT17: add `list_val.txt` to training, which torchreid does only with `combineall`).
 
     Raises:
         FileNotFoundError: the root or an expected folder/file is missing (the message names it).
-        ValueError: unknown name or malformed CSV / split file.
+        ValueError: unknown name or malformed CSV / split file (a CSV error names the line: empty cells,
+            ids or cameras that are not integers).
         TypeError: an option that the reader does not take.
     """
     key = _canonical_name(name)

@@ -81,7 +81,9 @@ def test_market1501_tables(tmp_path: pathlib.Path) -> None:
     expected = pd.DataFrame({"ids": [3, 2, 3], "images": [4, 2, 4], "cameras": [4, 2, 4]},
                             index=["train", "query", "gallery"])
     pd.testing.assert_frame_equal(data.summary(), expected)
-    assert data.skipped.empty
+    # a file that is not an image is listed, not silently ignored
+    assert [(pathlib.Path(p).name, r) for p, r in zip(data.skipped["path"], data.skipped["reason"])] == [
+        ("notes.txt", "train: not an image file (suffix not one of ['.bmp', '.gif', '.jpeg', '.jpg', '.png', '.webp'])")]
 
 
 def test_market1501_root_is_data_folder_and_print_summary(tmp_path: pathlib.Path, capsys) -> None:
@@ -118,10 +120,10 @@ def test_corrupt_and_misnamed_images_are_skipped_and_listed(tmp_path: pathlib.Pa
         data = load_dataset("market1501", tmp_path)
     assert len(data.gallery) == 4 and len(data.query) == 2 and len(data.train) == 4
     skipped = {pathlib.Path(p).name: reason for p, reason in zip(data.skipped["path"], data.skipped["reason"])}
-    assert set(skipped) == {"0003_c2s1_000999_01.jpg", "0005_c2s1_000102_00.jpg", "person.jpg"}
+    assert set(skipped) == {"0003_c2s1_000999_01.jpg", "0005_c2s1_000102_00.jpg", "person.jpg", "notes.txt"}
     assert skipped["0003_c2s1_000999_01.jpg"].startswith("unreadable image")
     assert "does not match" in skipped["person.jpg"]
-    assert "skipped 3 image(s)" in caplog.text and "0003_c2s1_000999_01.jpg" in caplog.text
+    assert "skipped 4 file(s)" in caplog.text and "0003_c2s1_000999_01.jpg" in caplog.text
     # without verification the garbage file is listed, as the readers only list files
     assert len(load_dataset("market1501", tmp_path, verify=False).gallery) == 5
 
@@ -206,7 +208,7 @@ def test_folder_layout_one_based_cameras(tmp_path: pathlib.Path) -> None:
     assert rows(data.train, "pid", "orig_pid", "camid") == [
         ("12_c1_a.jpg", 0, 12, 0), ("12_c2_b.png", 0, 12, 1), ("40_c3_x.JPG", 1, 40, 2)]
     assert rows(data.gallery, "pid", "camid") == [("0_c3_d.png", 0, 2), ("7_c2_g.png", 7, 1)]
-    assert [pathlib.Path(p).name for p in data.skipped["path"]] == ["bad-name.png"]
+    assert sorted(pathlib.Path(p).name for p in data.skipped["path"]) == ["bad-name.png", "readme.md"]
 
 
 def test_folder_layout_zero_based_cameras_kept(tmp_path: pathlib.Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import threading
 import time
 from typing import Mapping, Sequence
 
@@ -22,7 +23,11 @@ from hacnn_tf.model import HACNN
 class TFLiteEmbedder:
     """Runs a `.tflite` embedding model (from `convert_tflite`) with `ai_edge_litert`, one image at a time.
 
-    Call with `(N, H, W, 3)` RGB pixels in 0..255; returns `(N, D)` float32.
+    Call with `(N, H, W, 3)` RGB pixels in 0..255; returns `(N, D)` float32. Safe to share between threads: a LiteRT
+    interpreter has one set of input and output buffers, so each image's set-invoke-read runs under a lock (shared
+    unlocked, 8 threads made most calls raise and others return another call's embedding). Calls through one embedder
+    therefore run one at a time; for parallel throughput give each thread its own embedder (`num_threads` sets the
+    interpreter's own threads). The `interpreter` attribute itself is not guarded: use it from one thread.
     """
 
     def __init__(self, path: str | os.PathLike, num_threads: int | None = None):
@@ -33,11 +38,15 @@ class TFLiteEmbedder:
         self.interpreter.allocate_tensors()
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
+        self._lock = threading.Lock()
 
     def embed_one(self, image: np.ndarray) -> np.ndarray:
-        self.interpreter.set_tensor(self.input["index"], image[None].astype(self.input["dtype"], copy=False))
-        self.interpreter.invoke()
-        return self.interpreter.get_tensor(self.output["index"])[0].astype(np.float32)
+        """The `(D,)` embedding of one `(H, W, 3)` image."""
+        batch = image[None].astype(self.input["dtype"], copy=False)
+        with self._lock:
+            self.interpreter.set_tensor(self.input["index"], batch)
+            self.interpreter.invoke()
+            return self.interpreter.get_tensor(self.output["index"])[0].astype(np.float32)
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         return np.stack([self.embed_one(image) for image in images])

@@ -1,17 +1,16 @@
 """Convert an exported SavedModel to TFLite (fp32, fp16, dynamic, int8) and write the parity report.
 
 Example: python -m export.tflite exported/hacnn/1 runs/market/best.keras market1501 /data/reid --out tflite/
+(The same as `hacnn-tf export CHECKPOINT OUT --format tflite --dataset ... --root ...`, from an existing SavedModel.)
 """
 
 from __future__ import annotations
 
 import argparse
-import pathlib
 
-from hacnn_tf.data.datasets import load_dataset
+from hacnn_tf.cli.export import TFLITE_VARIANTS, export_tflite
 from hacnn_tf.convert.checkpoint import load_checkpoint
-from hacnn_tf.export.parity import load_pixels, parity_report
-from hacnn_tf.export.tflite import QUANTIZATIONS, convert_tflite_variants
+from hacnn_tf.data.datasets import load_dataset
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -21,19 +20,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("dataset", help="data set for calibration (train split) and parity (query/gallery)")
     parser.add_argument("root")
     parser.add_argument("--out", default="tflite", help="output folder for hacnn_<variant>.tflite and parity.*")
-    parser.add_argument("--variants", nargs="+", default=list(QUANTIZATIONS), choices=QUANTIZATIONS)
+    parser.add_argument("--variants", nargs="+", default=list(TFLITE_VARIANTS), choices=TFLITE_VARIANTS)
     parser.add_argument("--calibration-images", type=int, default=200)
     args = parser.parse_args(argv)
-    model = load_checkpoint(args.checkpoint)
-    data = load_dataset(args.dataset, args.root)
-    out = pathlib.Path(args.out)
-    calibration = data.train.sample(min(args.calibration_images, len(data.train)), random_state=0)
-    representative = load_pixels(calibration, model.input_size) if "int8" in args.variants else None
-    paths = convert_tflite_variants(args.saved_model, {v: out / f"hacnn_{v}.tflite" for v in args.variants},
-                                    representative)
-    table = parity_report(model, paths, data.query, data.gallery, out / "parity", saved_model_dir=args.saved_model)
-    print(table.to_string(float_format=lambda v: f"{v:.6g}"))
-    print(f"written to {out}/parity.csv and parity.md")
+    export_tflite(load_checkpoint(args.checkpoint), args.saved_model, args.out, args.variants,
+                  load_dataset(args.dataset, args.root), args.calibration_images)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,9 @@
 """HA-CNN (Li, Zhu, Gong, "Harmonious Attention Network for Person Re-Identification", CVPR 2018) in Keras 3."""
 
+from hacnn_tf._startup import import_tensorflow_quietly
+
+import_tensorflow_quietly()
+
 from hacnn_tf import losses  # registers the hacnn_tf> losses that compiled .keras checkpoints reference
 from hacnn_tf.convert.torchreid import from_torchreid
 from hacnn_tf.layers.preprocessing import normalize_images

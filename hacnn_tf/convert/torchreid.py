@@ -8,7 +8,6 @@ mis-shaped tensors is refused with the full list. Layout conversions: conv kerne
 
 from __future__ import annotations
 
-import argparse
 import os
 import pathlib
 from typing import Iterator, Mapping
@@ -16,7 +15,6 @@ from typing import Iterator, Mapping
 import keras
 import numpy as np
 
-from hacnn_tf.io_utils import save_model_atomically
 from hacnn_tf.layers import ConvBNReLU, HarmoniousAttention, InceptionA, InceptionB
 from hacnn_tf.model import HACNN
 
@@ -200,22 +198,3 @@ def from_torchreid(
     model = HACNN(**{**config, **model_kwargs, "align_corners": align_corners})
     load_torchreid_weights(model, state_dict)
     return model
-
-
-def main(argv: list[str] | None = None) -> None:
-    """`hacnn-convert-torchreid CHECKPOINT OUTPUT.keras`: converts a torchreid HA-CNN checkpoint to a .keras file."""
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("checkpoint", help="torchreid checkpoint (.pth, .pth.tar or .pt)")
-    parser.add_argument("output", help="the .keras file to write")
-    parser.add_argument("--align-corners", action="store_true",
-                        help="the checkpoint was trained with PyTorch <= 1.2 (torchreid's 2018-2019 model zoo)")
-    parser.add_argument("--num-classes", type=int, default=None, help="check the classifier size")
-    args = parser.parse_args(argv)
-    model = from_torchreid(args.checkpoint, align_corners=args.align_corners, num_classes=args.num_classes)
-    path = save_model_atomically(model, args.output)
-    print(f"wrote {path} ({model.count_params():,} parameters, embedding {model.embedding_dim}-d, "
-          f"align_corners={args.align_corners})")
-
-
-if __name__ == "__main__":
-    main()

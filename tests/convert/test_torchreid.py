@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 
 import hacnn_tf
-from hacnn_tf.convert.torchreid import load_torchreid_state_dict, main
+from hacnn_tf.cli.convert import main
+from hacnn_tf.convert.torchreid import load_torchreid_state_dict
 
 
 def nchw(images_nhwc):
@@ -150,7 +151,7 @@ def test_command_converts_to_a_keras_file(tmp_path, checkpoint, reference, capsy
     with torch.no_grad():
         expected = reference(nchw(images)).numpy()
     assert np.abs(np.asarray(model(images)) - expected).max() <= 1e-4
-    # The installed console script is the same entry point.
-    result = subprocess.run([sys.executable, "-m", "hacnn_tf.convert.torchreid", "--help"], capture_output=True,
+    # `hacnn-tf convert` and the earlier `hacnn-convert-torchreid` name are the same entry point.
+    result = subprocess.run([sys.executable, "-m", "hacnn_tf.cli", "convert", "--help"], capture_output=True,
                             text=True, check=True)
     assert "--align-corners" in result.stdout

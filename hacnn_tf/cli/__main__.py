@@ -1,0 +1,3 @@
+from hacnn_tf.cli import main
+
+main()

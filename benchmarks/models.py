@@ -41,7 +41,7 @@ def exports(model: HACNN, workdir: pathlib.Path) -> tuple[pathlib.Path, dict[str
     built-in synthetic data set (pedestrian-like renders, so activation ranges are realistic)."""
     from hacnn_tf.data import synthetic
     from hacnn_tf.data.datasets import load_dataset
-    from hacnn_tf.export.parity import load_pixels
+    from hacnn_tf.data.pipeline import load_pixels
     from hacnn_tf.export.saved_model import export_saved_model
     from hacnn_tf.export.tflite import convert_tflite_variants
 

@@ -13,9 +13,10 @@ import pandas as pd
 from hacnn_tf.configs import resolve_config
 from hacnn_tf.data import synthetic
 from hacnn_tf.data.datasets import load_dataset
+from hacnn_tf.data.pipeline import load_pixels
 from hacnn_tf.evaluation.features import evaluate_model
 from hacnn_tf.evaluation.metrics import results_table, write_results
-from hacnn_tf.export.parity import load_pixels, parity_report
+from hacnn_tf.export.parity import parity_report
 from hacnn_tf.export.saved_model import export_saved_model
 from hacnn_tf.export.tflite import QUANTIZATIONS, convert_tflite_variants
 from hacnn_tf.model import HACNN

@@ -77,7 +77,8 @@ def export_tflite(model, saved_model, out_dir, variants, data=None, calibration_
     parity report against `model` on its query/gallery split goes to `out_dir/parity.{csv,md}`."""
     import pathlib
 
-    from hacnn_tf.export.parity import load_pixels, parity_report
+    from hacnn_tf.data.pipeline import load_pixels
+    from hacnn_tf.export.parity import parity_report
     from hacnn_tf.export.tflite import convert_tflite_variants
 
     out_dir = pathlib.Path(out_dir)

@@ -22,7 +22,7 @@ from hacnn_tf.cli.options import DATASETS, add_align_corners, add_dataset, add_o
 from hacnn_tf.data.datasets import load_dataset
 from hacnn_tf.convert.checkpoint import load_checkpoint
 from hacnn_tf.evaluation.features import query_gallery_distances
-from hacnn_tf.export.parity import load_pixels
+from hacnn_tf.data.pipeline import load_pixels
 from hacnn_tf.configs import resolve_config
 from hacnn_tf.model import HACNN
 from hacnn_tf.trainer import load_config

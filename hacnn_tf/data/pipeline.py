@@ -345,6 +345,12 @@ def make_eval_dataset(table: pd.DataFrame, input_size: Sequence[int], batch_size
     return paths.map(load, num_parallel_calls=AUTOTUNE, deterministic=True).batch(batch_size).prefetch(AUTOTUNE)
 
 
+def load_pixels(table: pd.DataFrame, input_size: Sequence[int], batch_size: int = 64) -> np.ndarray:
+    """`(N, H, W, 3)` float32 pixels (0..255) of the table's images, decoded and resized as everywhere else."""
+    batches = [batch.numpy() for batch in make_eval_dataset(table, input_size, batch_size, normalize=False)]
+    return np.concatenate(batches) if batches else np.zeros((0, *input_size, 3), np.float32)
+
+
 def _error_text(error: tf.errors.OpError) -> str:
     """An op error's message without TensorFlow's function and op annotations."""
     text = re.sub(r"\{\{[^}]*\}\}\s*|\s*\[Op:\w+\]", "", error.message).strip()

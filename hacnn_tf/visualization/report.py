@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 
 from hacnn_tf.data.datasets import ReIDDataset
+from hacnn_tf.data.pipeline import load_pixels
 from hacnn_tf.evaluation.features import query_gallery_distances
 from hacnn_tf.evaluation.metrics import evaluate
-from hacnn_tf.export.parity import load_pixels
 from hacnn_tf.model import HACNN
 from hacnn_tf.visualization.attention import plot_attention
 from hacnn_tf.visualization.curves import plot_cmc, plot_training_curves

@@ -1,10 +1,16 @@
 import numpy as np
 import pytest
-
 from conftest import TINY_MODEL
+
+from hacnn_tf.data.pipeline import load_pixels
 from hacnn_tf.export import convert_tflite, export_saved_model
-from hacnn_tf.export.parity import TFLiteEmbedder, load_pixels, parity_report
-from hacnn_tf.export.tflite import QUANTIZATIONS, convert_tflite_variants, tflite_op_counts
+from hacnn_tf.export.parity import parity_report
+from hacnn_tf.export.tflite import (
+    QUANTIZATIONS,
+    convert_tflite_variants,
+    tflite_op_counts,
+)
+from hacnn_tf.runtime.tflite import TFLiteEmbedder
 
 BUILTIN_ONLY = {"CONV_2D", "FULLY_CONNECTED", "BATCH_MATMUL", "ADD", "MUL", "SUB", "ABS", "PAD", "MIRROR_PAD",
                 "MAX_POOL_2D", "AVERAGE_POOL_2D", "CONCATENATION", "MEAN", "RESHAPE", "TRANSPOSE", "STRIDED_SLICE",

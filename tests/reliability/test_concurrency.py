@@ -13,7 +13,7 @@ import tensorflow as tf
 from conftest import TINY_MODEL
 from hacnn_tf import HACNN
 from hacnn_tf.export import convert_tflite, export_saved_model
-from hacnn_tf.export.parity import TFLiteEmbedder
+from hacnn_tf.runtime.tflite import TFLiteEmbedder
 
 THREADS = 8
 CALLS = 2000  # per runtime, over all threads

@@ -6,7 +6,7 @@ import_tensorflow_quietly()
 
 from hacnn_tf import losses  # registers the hacnn_tf> losses that compiled .keras checkpoints reference
 from hacnn_tf.convert.torchreid import from_torchreid
-from hacnn_tf.layers.preprocessing import normalize_images
+from hacnn_tf.data.normalization import normalize_images
 from hacnn_tf.model import HACNN
 
 __version__ = "0.1.0"

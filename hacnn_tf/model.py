@@ -46,6 +46,13 @@ def local_sizes(input_size: Sequence[int], local_size: Sequence[int] | None = No
     return sizes
 
 
+def level_input_sizes(input_size: Sequence[int]) -> list[tuple[int, int]]:
+    """`(H_in, W_in)` of the feature map each level's regions are cropped from: the stem's output `(H/2, W/2)` for
+    level 1, then `(H/4, W/4)` and `(H/8, W/8)` (each level's Inception-B halves it; see `HACNN._global_levels`)."""
+    height, width = (int(n) for n in input_size)
+    return [(height // 2 ** (level + 1), width // 2 ** (level + 1)) for level in range(NUM_LEVELS)]
+
+
 def _dense(units: int, name: str, dtype) -> keras.layers.Dense:
     return keras.layers.Dense(
         units, kernel_initializer=keras.initializers.get(TORCH_KERNEL_INITIALIZER), dtype=dtype, name=name

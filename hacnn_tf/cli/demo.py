@@ -22,7 +22,7 @@ def run(args: argparse.Namespace) -> None:
     import pandas as pd
 
     from hacnn_tf.configs import resolve_config
-    from hacnn_tf.demo import run_demo
+    from hacnn_tf.jobs.demo import run_demo
 
     started = time.perf_counter()
     table = run_demo(args.workdir, resolve_config(args.config), args.overrides, export=args.export)

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from hacnn_tf.layers.preprocessing import normalize_images
+from hacnn_tf.data.normalization import normalize_images
 
 AUTOTUNE = tf.data.AUTOTUNE
 # torchreid's Random2DTranslation enlarges by 1/8 before a random crop back to the input size.

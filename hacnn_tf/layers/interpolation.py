@@ -21,6 +21,13 @@ def align_corners_resize_matrix(size_in: int, size_out: int) -> np.ndarray:
     return np.maximum(0.0, 1.0 - np.abs(positions[:, None] - np.arange(size_in)[None, :])).astype("float32")
 
 
+def half_pixel_resize_matrix(size_in: int, size_out: int) -> np.ndarray:
+    """Constant `(size_out, size_in)` matrix of the bilinear resize with half-pixel centres and edges clamped
+    (`tf.image.resize(method="bilinear")` without antialiasing; PyTorch's `align_corners=False`)."""
+    positions = np.clip((np.arange(size_out) + 0.5) * size_in / size_out - 0.5, 0.0, size_in - 1)
+    return np.maximum(0.0, 1.0 - np.abs(positions[:, None] - np.arange(size_in)[None, :]))
+
+
 def grid_sample_matrix(translation, scale: float, size: int, align_corners: bool):
     """Bilinear weights `(..., size, size)` with which `affine_grid` + `grid_sample` read one axis.
 

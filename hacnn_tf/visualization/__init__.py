@@ -1,5 +1,5 @@
 """Figures as PNG files (matplotlib's Agg canvas, no pyplot): attention maps and regions, ranked lists, CMC and
-training curves, and the standard set of them for a trained model (`write_demo_figures`).
+training curves (the standard set of them for a trained model is `hacnn_tf.jobs.figures.write_demo_figures`).
 
 Every `plot_*` function writes one PNG atomically and returns its path; the figure's pixel size is its documented
 size in inches times `dpi`.
@@ -23,7 +23,6 @@ from hacnn_tf.visualization.curves import (
     write_cmc_csv,
 )
 from hacnn_tf.visualization.ranking import RankedList, choose_queries, plot_ranked_lists, rank_gallery
-from hacnn_tf.visualization.report import write_demo_figures
 
 __all__ = [
     "LevelAttention",
@@ -43,5 +42,4 @@ __all__ = [
     "read_training_log",
     "region_colors",
     "write_cmc_csv",
-    "write_demo_figures",
 ]

@@ -23,8 +23,9 @@ from matplotlib import patheffects
 from matplotlib.axes import Axes
 from matplotlib.patches import Rectangle
 
+from hacnn_tf.layers.interpolation import half_pixel_resize_matrix
 from hacnn_tf.layers.preprocessing import model_inputs
-from hacnn_tf.model import HACNN
+from hacnn_tf.model import HACNN, NUM_LEVELS, level_input_sizes
 from hacnn_tf.visualization.rendering import new_figure, save_figure
 
 __all__ = [
@@ -39,7 +40,6 @@ __all__ = [
     "region_colors",
 ]
 
-NUM_LEVELS = 3
 # Inches above the grid of `plot_attention` for the column titles.
 ATTENTION_TITLE_HEIGHT = 0.3
 
@@ -58,14 +58,6 @@ class LevelAttention:
     heatmaps: np.ndarray
     translations: np.ndarray
     boxes: np.ndarray | None
-
-
-def level_input_sizes(input_size: Sequence[int]) -> list[tuple[int, int]]:
-    """`(H_in, W_in)` of the feature map each level's regions are cropped from: the stem's output `(H/2, W/2)`
-    for level 1, then `(H/4, W/4)` and `(H/8, W/8)` (each level's Inception-B halves it; see
-    `HACNN._global_levels`)."""
-    height, width = (int(n) for n in input_size)
-    return [(height // 2 ** (level + 1), width // 2 ** (level + 1)) for level in range(NUM_LEVELS)]
 
 
 def attention_boxes(
@@ -114,19 +106,6 @@ def attention_boxes(
     return np.stack([to_x(t_x - scale_x), to_y(t_y - scale_y), to_x(t_x + scale_x), to_y(t_y + scale_y)], axis=-1)
 
 
-def _linear_resize_matrix(in_size: int, out_size: int) -> np.ndarray:
-    """`(out_size, in_size)` bilinear weights, half-pixel centres, edges clamped (`tf.image.resize` "bilinear"
-    without antialiasing, PyTorch's `align_corners=False`)."""
-    position = np.clip((np.arange(out_size) + 0.5) * in_size / out_size - 0.5, 0.0, in_size - 1)
-    low = np.floor(position).astype(np.int64)
-    high = np.minimum(low + 1, in_size - 1)
-    fraction = position - low
-    matrix = np.zeros((out_size, in_size))
-    np.add.at(matrix, (np.arange(out_size), low), 1.0 - fraction)
-    np.add.at(matrix, (np.arange(out_size), high), fraction)
-    return matrix
-
-
 def attention_heatmaps(soft_map: np.ndarray, image_size: Sequence[int]) -> np.ndarray:
     """A level's soft attention `(N, h, w, C)` as `(N, H, W)` float32 heat maps in `[0, 1]`.
 
@@ -138,8 +117,8 @@ def attention_heatmaps(soft_map: np.ndarray, image_size: Sequence[int]) -> np.nd
         raise ValueError(f"soft_map must be (N, h, w, C); got shape {soft_map.shape}")
     mean = soft_map.mean(axis=-1)
     height, width = (int(n) for n in image_size)
-    resized = np.einsum("yi,nij,xj->nyx", _linear_resize_matrix(mean.shape[1], height), mean,
-                        _linear_resize_matrix(mean.shape[2], width))
+    resized = np.einsum("yi,nij,xj->nyx", half_pixel_resize_matrix(mean.shape[1], height), mean,
+                        half_pixel_resize_matrix(mean.shape[2], width))
     low = resized.min(axis=(1, 2), keepdims=True)
     span = resized.max(axis=(1, 2), keepdims=True) - low
     normalised = np.divide(resized - low, span, out=np.zeros_like(resized), where=span > 0)

@@ -14,7 +14,7 @@ from hacnn_tf.data.pipeline import (
     random_erase,
     random_translate,
 )
-from hacnn_tf.layers.preprocessing import normalize_images
+from hacnn_tf.data.normalization import normalize_images
 
 
 def encode(array: np.ndarray, mode: str, fmt: str = "PNG") -> bytes:

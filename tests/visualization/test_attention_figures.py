@@ -8,7 +8,7 @@ from PIL import Image
 from conftest import TINY_MODEL
 from hacnn_tf import HACNN
 from hacnn_tf.layers.interpolation import grid_sample_matrix
-from hacnn_tf.layers.preprocessing import normalize_images
+from hacnn_tf.data.normalization import normalize_images
 from hacnn_tf.visualization import rendering
 from hacnn_tf.visualization.attention import (
     ATTENTION_TITLE_HEIGHT,

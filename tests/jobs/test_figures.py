@@ -1,4 +1,4 @@
-"""`write_demo_figures`: the figure set of a model on a data set."""
+"""`write_demo_figures` (the figures job): the figure set of a model on a data set."""
 
 import numpy as np
 import pandas as pd
@@ -6,8 +6,8 @@ from PIL import Image
 
 from conftest import TINY_MODEL
 from hacnn_tf import HACNN
-from hacnn_tf.visualization import report
-from hacnn_tf.visualization.report import attention_examples, write_demo_figures
+from hacnn_tf.jobs import figures as report
+from hacnn_tf.jobs.figures import attention_examples, write_demo_figures
 
 
 def test_demo_figures_are_written_with_their_sizes(tmp_path, tiny_synthetic, monkeypatch):

@@ -21,7 +21,7 @@ from hacnn_tf.export.saved_model import export_saved_model
 from hacnn_tf.export.tflite import QUANTIZATIONS, convert_tflite_variants
 from hacnn_tf.model import HACNN
 from hacnn_tf.trainer import build_model, fit, load_config
-from hacnn_tf.visualization.report import write_demo_figures
+from hacnn_tf.jobs.figures import write_demo_figures
 
 METRIC_COLUMNS = ("rank1", "rank5", "rank10", "mAP")
 DEMO_CONFIG = resolve_config("demo_synthetic")

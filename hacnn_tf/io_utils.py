@@ -5,6 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 import pathlib
+import re
+import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -12,28 +15,122 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import keras
 
+# The temporary files `atomic_output` writes: `.<stem>.<32 hex digits>.partial<suffix>`.
+PARTIAL_FILE = re.compile(r"^\..+\.[0-9a-f]{32}\.partial(\.[^.]+)?$")
+TRASH_PREFIX = ".trash-"
+
+
+def fsync_path(path: str | os.PathLike) -> None:
+    """Flushes a file, or a folder's entries (so that a rename in it survives a power loss), to the disk."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        if os.path.isdir(path):  # Windows cannot open a folder, nor needs to sync one
+            return
+        raise
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
 
 @contextlib.contextmanager
-def atomic_output(path: str | os.PathLike) -> Iterator[pathlib.Path]:
+def atomic_output(path: str | os.PathLike, durable: bool = False) -> Iterator[pathlib.Path]:
     """Yields a temporary path beside `path` (same suffix); on success it is moved onto `path` with `os.replace`.
 
-    A crash or an exception leaves `path` as it was (the previous version, or nothing) and no temporary file.
+    A crash or an exception leaves `path` as it was (the previous version, or nothing) and no temporary file; a
+    kill (no cleanup runs) can leave the temporary file, which `remove_partial_files` finds. With `durable`, the new
+    file is flushed to the disk before the rename and the rename after it, so that a power loss keeps either version
+    whole.
     """
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.partial{path.suffix}")
     try:
         yield tmp
+        if durable:
+            fsync_path(tmp)
         os.replace(tmp, path)
+        if durable:
+            fsync_path(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def save_model_atomically(model: "keras.Model", output: str | os.PathLike) -> pathlib.Path:
+def save_model_atomically(model: "keras.Model", output: str | os.PathLike, durable: bool = False) -> pathlib.Path:
     """`model.save(output)` for a `.keras` file, through `atomic_output`."""
     output = pathlib.Path(output)
     if output.suffix != ".keras":
         raise ValueError(f"Output must be a .keras file; got {output}")
-    with atomic_output(output) as tmp:
+    with atomic_output(output, durable=durable) as tmp:
         model.save(tmp)
     return output
+
+
+def remove_partial_files(directory: str | os.PathLike) -> list[pathlib.Path]:
+    """Deletes the temporary files that killed `atomic_output` writes left directly in `directory`; returns them."""
+    directory = pathlib.Path(directory)
+    if not directory.is_dir():
+        return []
+    removed = [path for path in directory.iterdir() if PARTIAL_FILE.match(path.name) and path.is_file()]
+    for path in removed:
+        path.unlink(missing_ok=True)
+    return removed
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | os.PathLike) -> Iterator[pathlib.Path]:
+    """Holds an exclusive `flock` on the file `path` (created if needed) for the `with` block; raises
+    `RuntimeError` at once if another process holds it. The kernel releases it when the process dies, so a killed
+    holder leaves no stale lock. Where `fcntl` does not exist (Windows) nothing is locked."""
+    path = pathlib.Path(path)
+    try:
+        import fcntl
+    except ImportError:
+        yield path
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RuntimeError(f"{path} is locked: another process is using {path.parent}") from None
+        yield path
+    finally:
+        os.close(fd)
+
+
+def move_aside(path: str | os.PathLike) -> pathlib.Path:
+    """Renames `path` to a free `<path>.old-<YYYYmmdd-HHMMSS>[-N]` beside it (never deletes); returns the new path."""
+    path = pathlib.Path(path)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    target = path.with_name(f"{path.name}.old-{stamp}")
+    number = 1
+    while target.exists():
+        target = path.with_name(f"{path.name}.old-{stamp}-{number}")
+        number += 1
+    os.rename(path, target)
+    fsync_path(path.parent)
+    return target
+
+
+def remove_tree(path: str | os.PathLike) -> None:
+    """Deletes a folder so that no half-deleted copy of it stays under its name: it is first renamed to a hidden
+    `.trash-<uuid>` beside it (which `remove_partial_dirs` deletes if a kill interrupts the deletion)."""
+    path = pathlib.Path(path)
+    trash = path.with_name(f"{TRASH_PREFIX}{uuid.uuid4().hex}")
+    os.rename(path, trash)
+    shutil.rmtree(trash)
+
+
+def remove_partial_dirs(directory: str | os.PathLike, prefixes: tuple[str, ...] = (TRASH_PREFIX,)
+                        ) -> list[pathlib.Path]:
+    """Deletes the folders directly in `directory` whose names start with one of `prefixes` (the leftovers of
+    interrupted `remove_tree` calls and of other staged writes); returns them."""
+    directory = pathlib.Path(directory)
+    if not directory.is_dir():
+        return []
+    removed = [path for path in directory.iterdir() if path.name.startswith(prefixes) and path.is_dir()]
+    for path in removed:
+        shutil.rmtree(path)
+    return removed

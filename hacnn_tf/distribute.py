@@ -19,8 +19,9 @@ Keras 3.15 needs three workarounds here. Its TF trainer does not run `MultiWorke
 (keras-team/keras#20585): it reduces a nested data batch and scalar metrics with `axis=0`, which the strategy's
 `reduce` rejects, so `initialize` creates a subclass whose `reduce` maps over nested structures and reduces scalars
 without an axis. Under any strategy it builds the compiled loss from the model's inference output, which for HA-CNN
-is not the training outputs (`build_compiled_model`). Its `BackupAndRestore` has no multi-worker mode
-(`hacnn_tf.callbacks.ChiefBackupAndRestore`).
+is not the training outputs (`build_compiled_model`). Its `BackupAndRestore` has no multi-worker mode (and is not
+crash-safe): training backs up with `hacnn_tf.callbacks.EpochBackup`, the one backup of single-process and
+distributed runs, written by the chief only and restored by every worker (`hacnn_tf.trainer.open_run`).
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ import pytest
 
 from conftest import TINY_MODEL
 from hacnn_tf import distribute
+from hacnn_tf.callbacks import committed_backups
 from hacnn_tf.data.pipeline import make_train_dataset
 from hacnn_tf.trainer import fit, load_config
 
@@ -94,6 +95,7 @@ def audit(event, args):
 
 sys.addaudithook(audit)
 from hacnn_tf import distribute
+from hacnn_tf.callbacks import committed_backups
 from hacnn_tf.trainer import fit, load_config
 config = load_config(None, overrides)
 strategy = distribute.initialize(config)  # before any other TF op
@@ -197,7 +199,7 @@ def test_two_workers_train_like_one_process_write_only_on_the_chief_and_resume(t
     fit(load_config(None, [*common, f"output.dir={tmp_path / 'single'}"]), tiny_synthetic, verbose=0,
         extra_callbacks=[single])
     finish(workers, tmp_path / "first", timeout=150, expect=(None, -signal.SIGKILL))  # 0: killed or failed
-    assert json.loads((out / "backup" / "training_metadata.json").read_text())["epoch"] == 1
+    assert [p.name for p in committed_backups(out / "backup")] == ["epoch-000001"]
 
     # 2. Restarted, both workers resume from the chief's backup at epoch 1 (second epoch). Meanwhile a single
     # process resumes from a copy of the same backup and trains the same epoch.
@@ -238,10 +240,11 @@ def test_two_workers_train_like_one_process_write_only_on_the_chief_and_resume(t
           f"after one step, {max(np.abs(final[0][k] - v).max() for k, v in reference.items()):.2g} after the "
           f"resumed epoch")
 
-    # (c) Only the chief wrote into output.dir, in both runs; the backup is gone once training finished.
+    # (c) Only the chief wrote into output.dir, in both runs; the backup of the last epoch stays (the run is finished).
     for run in (first, second):
         assert (run / "worker1.writes").read_text() == ""
         assert (run / "worker0.writes").read_text() != ""
-    assert {p.name for p in out.iterdir()} == {"best.keras", "last.keras", "training_log.csv", "config.yaml"}
+    assert {p.name for p in out.iterdir()} == {"best.keras", "last.keras", "training_log.csv", "config.yaml", "backup"}
+    assert [p.name for p in committed_backups(out / "backup")] == ["epoch-000002"]
     assert len(pd.read_csv(out / "training_log.csv")) == 2  # one row per epoch, the killed one not twice
     assert not list(second.glob("hacnn_tf-worker*"))  # the other worker's scratch directory was removed

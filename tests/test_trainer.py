@@ -1,4 +1,4 @@
-import json
+import logging
 import pathlib
 import signal
 import subprocess
@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from conftest import TINY_MODEL
+from hacnn_tf.callbacks import checkpoint_info, committed_backups
 from hacnn_tf.trainer import build_optimizer, fit, load_config
 
 CONFIGS = pathlib.Path(__file__).resolve().parent.parent / "training" / "configs"
@@ -43,6 +44,7 @@ def test_fit_logs_reid_metrics_and_writes_checkpoints(tmp_path, tiny_synthetic):
     assert {"val_mAP", "val_rank1", "val_rank5", "val_rank10", "val_rank20"} <= set(logs)
     assert all(0.0 <= v <= 1.0 for v in logs["val_mAP"])
     assert {p.name for p in tmp_path.iterdir()} >= {"best.keras", "last.keras", "training_log.csv", "config.yaml"}
+    assert backups(tmp_path) == ["epoch-000002"]  # kept: the run is finished, more train.epochs would continue it
     log = pd.read_csv(tmp_path / "training_log.csv")
     np.testing.assert_allclose(log["val_mAP"], logs["val_mAP"])
     np.testing.assert_allclose(log["learning_rate"], [1e-3, 1e-4], rtol=1e-6)  # x0.1 at 50% of the epochs
@@ -62,7 +64,9 @@ import keras
 from hacnn_tf.data import load_dataset
 from hacnn_tf.trainer import fit, load_config
 
-class Kill(keras.callbacks.Callback):
+where, root, *overrides = sys.argv[1:]
+
+class KillMidEpoch(keras.callbacks.Callback):
     # SIGKILL in the middle of the second epoch: no cleanup, no exception handler runs.
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
@@ -71,29 +75,71 @@ class Kill(keras.callbacks.Callback):
         if self.epoch == 1 and batch == 2:
             os.kill(os.getpid(), signal.SIGKILL)
 
-fit(load_config(None, sys.argv[2:]), load_dataset("market1501", sys.argv[1]), verbose=0, extra_callbacks=[Kill()])
+if where.startswith("commit:"):
+    # SIGKILL at the rename that would commit the backup of that epoch, once its checkpoints and CSV row are written.
+    rename, unit = os.rename, f"epoch-{int(where[7:]):06d}"
+
+    def kill_at_commit(source, target, *args, **kwargs):
+        if os.path.basename(target) == unit:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return rename(source, target, *args, **kwargs)
+
+    os.rename = kill_at_commit
+fit(load_config(None, overrides), load_dataset("market1501", root), verbose=0,
+    extra_callbacks=[KillMidEpoch()] if where == "mid-epoch" else [])
 """
 
 
-def test_resume_after_kill_mid_epoch_ends_like_an_uninterrupted_run(tmp_path, tiny_synthetic):
-    overrides = {"train.epochs": 3, "eval.every": 0, "loss.triplet": "true", "train.num_instances": 2}
-    reference, _ = fit(tiny_config(tmp_path / "a", **overrides), tiny_synthetic, verbose=0)
+def backups(run_dir):
+    return [path.name for path in committed_backups(run_dir / "backup")]
 
-    config = tiny_config(tmp_path / "b", **overrides)
-    arguments = [f"output.dir={tmp_path / 'b'}", *(f"{k}={v}" for k, v in overrides.items()),
+
+def test_killed_runs_resume_finish_and_continue_to_an_uninterrupted_runs_weights(tmp_path, tiny_synthetic, caplog):
+    # Milestones in epochs, so that 2 epochs continued to 3 follow the schedule of 3 epochs from the start.
+    overrides = {"eval.every": 0, "loss.triplet": "true", "train.num_instances": 2, "schedule.milestones": "[2]"}
+    reference, _ = fit(tiny_config(tmp_path / "a", **overrides, **{"train.epochs": 3}), tiny_synthetic, verbose=0)
+
+    run = tmp_path / "b"
+    arguments = [f"output.dir={run}", "train.epochs=2", *(f"{k}={v}" for k, v in overrides.items()),
                  *(f"model.{k}={v}" for k, v in TINY_MODEL.items()), "train.batch_size=8",
-                 "output.tensorboard=false", "optimizer.learning_rate=0.001", "schedule.milestones=[0.5]"]
+                 "output.tensorboard=false", "optimizer.learning_rate=0.001"]
     root = pathlib.Path(tiny_synthetic.train["path"].iloc[0]).parent.parent
-    killed = subprocess.run([sys.executable, "-c", KILLED_RUN, str(root), *arguments], capture_output=True, text=True)
-    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
-    assert json.loads((tmp_path / "b" / "backup" / "training_metadata.json").read_text())["epoch"] == 1
 
-    resumed, history = fit(config, tiny_synthetic, verbose=0)
-    assert history.epoch == [1, 2]  # epoch 0 is not trained again
+    def killed(where):
+        result = subprocess.run([sys.executable, "-c", KILLED_RUN, where, str(root), *arguments], capture_output=True,
+                                text=True)
+        assert result.returncode == -signal.SIGKILL, result.stderr[-2000:]
+
+    # 1. A run of 2 epochs, SIGKILLed in the middle of epoch 2: its backup holds epoch 1.
+    killed("mid-epoch")
+    assert backups(run) == ["epoch-000001"]
+    # 2. Resumed, and SIGKILLed at the commit of epoch 2, the last: best.keras, last.keras and the CSV row of epoch 2
+    # are written, its backup is not (the weights of epoch 2 never go with the epoch count of epoch 1).
+    killed("commit:2")
+    assert backups(run) == ["epoch-000001"]
+    assert checkpoint_info(run / "best.keras")["epoch"] == 2 and len(pd.read_csv(run / "training_log.csv")) == 2
+    # 3. Resumed: epoch 2 again, from the backup of epoch 1; the killed epoch is logged once and the best threshold
+    # is the mAP of the best.keras on disk.
+    finished = tiny_config(run, **overrides)
+    _, history = fit(finished, tiny_synthetic, verbose=0)
+    assert history.epoch == [1]
+    log = pd.read_csv(run / "training_log.csv")
+    assert log["epoch"].tolist() == [0, 1]
+    assert checkpoint_info(run / "best.keras")["value"] == pytest.approx(log["val_mAP"].max(), abs=1e-6)
+    assert backups(run) == ["epoch-000002"] and not [p for p in run.rglob(".*")]  # the staging folder is gone
+    # 4. Rerun: nothing to do, and it says so.
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    with caplog.at_level(logging.WARNING, logger="hacnn_tf.trainer"):
+        _, history = fit(finished, tiny_synthetic, verbose=0)
+    assert "holds a finished run of 2 epochs (train.epochs: 2): nothing to train" in caplog.text
+    assert history.epoch == [0, 1] and {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+    # 5. With train.epochs=3 it continues with epoch 3 only, and ends with the uninterrupted run's weights.
+    resumed, history = fit(tiny_config(run, **overrides, **{"train.epochs": 3}), tiny_synthetic, verbose=0)
+    assert history.epoch == [2]
     for a, b in zip(reference.weights, resumed.weights):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5, err_msg=a.path)
-    assert not (tmp_path / "b" / "backup").exists()  # removed once training finished
-    assert len(pd.read_csv(tmp_path / "b" / "training_log.csv")) == 3  # the killed epoch is not logged twice
+    assert pd.read_csv(run / "training_log.csv")["epoch"].tolist() == [0, 1, 2]
+    assert backups(run) == ["epoch-000003"]
 
 
 def test_every_shipped_config_resolves(tmp_path):

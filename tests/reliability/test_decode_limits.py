@@ -233,7 +233,7 @@ def test_decompression_bombs_are_refused_before_decoding(tmp_path, monkeypatch):
         outcome = outcomes[str(tmp_path / name)]
         assert outcome["message"] and f"more than the limit of {DEFAULT_MAX_PIXELS} pixels" in outcome["message"]
         assert message in outcome["message"], outcome
-        assert outcome["seconds"] < 1.0 and outcome["peak_growth_mb"] < 200, (name, outcome)
+        assert outcome["seconds"] < 5.0 and outcome["peak_growth_mb"] < 200, (name, outcome)
 
 
 def test_limit_holds_in_a_saved_model_loaded_into_a_tf1_session(tmp_path):

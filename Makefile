@@ -20,7 +20,7 @@ $(BASE): pyproject.toml setup.py
 	touch $@
 
 $(TEST): $(BASE)
-	$(BIN)/python -m pip install --quiet -e '.[test,litert,serving]'
+	$(BIN)/python -m pip install --quiet -e '.[test,litert,serving,onnx,openvino]'
 	touch $@
 
 $(BENCH): $(BASE)

@@ -11,6 +11,8 @@ from hacnn_tf.runtime.base import Embedder
 # What `load_embedder` builds for a path: "module:class" under hacnn_tf.runtime, imported only when used.
 _BY_SUFFIX = {
     ".tflite": "tflite:TFLiteEmbedder",
+    ".onnx": "onnx:ONNXEmbedder",
+    ".xml": "openvino:OpenVINOEmbedder",
 }
 _CHECKPOINT_SUFFIXES = (".keras", ".pth", ".tar", ".pt")
 

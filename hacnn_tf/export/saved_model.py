@@ -32,10 +32,15 @@ from hacnn_tf.serving.signatures import (
     SERVING_SIGNATURE,
 )
 
-__all__ = ["BYTES_INPUT", "IMAGES_INPUT", "IMAGES_SIGNATURE", "OUTPUT", "SERVING_SIGNATURE", "check_saved_model",
-           "export_saved_model", "remove_orphaned_staging"]
+__all__ = ["BYTES_INPUT", "IMAGES_INPUT", "IMAGES_SIGNATURE", "OUTPUT", "PRECISIONS", "SERVING_SIGNATURE",
+           "check_saved_model", "export_saved_model", "mixed_precision_model", "remove_orphaned_staging", "row_cosines"]
 
 SELF_CHECK_TOLERANCE = 1e-5
+# The Keras mixed-precision policy of each export precision (None: the model as it is).
+PRECISIONS = {"fp32": None, "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
+# A bf16/fp16 export's self-check: each embedding's cosine with the float32 model's (a max abs diff bound would
+# have to allow the 8- or 11-bit mantissa's rounding, ~1e-2, and would then miss a wrong branch normalisation).
+HALF_PRECISION_MIN_COSINE = 0.999
 SELF_CHECK_BATCHES = (1, 3)
 # Staging folders beside the version folders: `.<version>.partial-<random>/`, locked by the exporting process.
 STAGING_PREFIX = ".partial-"
@@ -94,9 +99,30 @@ def build_export_archive(model: HACNN, max_pixels: int = DEFAULT_MAX_PIXELS) -> 
     return archive
 
 
+def mixed_precision_model(model: HACNN, precision: str) -> HACNN:
+    """`model` re-created from its config under the Keras mixed-precision policy of `precision` (`"bf16"`:
+    `mixed_bfloat16`, `"fp16"`: `mixed_float16`) with the same (float32) weights: convolutions and matrix products
+    compute in half precision, inputs and the embedding stay float32.
+
+    The batch norms that end the two branches run in float32, so that the embedding's L2 normalisation does too:
+    in float16 its epsilon (1e-12) rounds to 0, and a branch whose features are all 0 after the ReLU (or small
+    enough that their squares underflow) became `0 * rsqrt(0)` = NaN; in bfloat16 the norms were off by up to 0.3 %.
+    """
+    if PRECISIONS.get(precision) is None:
+        raise ValueError(f"precision must be one of {[p for p in PRECISIONS if PRECISIONS[p]]}; got {precision!r}")
+    config = model.get_config()
+    config["dtype"] = keras.DTypePolicy(PRECISIONS[precision])
+    variant = type(model).from_config(config)
+    for head in (variant.global_bn, getattr(variant, "local_bn", None)):
+        if head is not None:
+            head.dtype_policy = "float32"
+    variant.set_weights(model.get_weights())
+    return variant
+
+
 def export_saved_model(model: HACNN, export_dir: str | os.PathLike, model_name: str = "hacnn", version: int = 1,
                        check: bool = True, warmup_images: list[bytes] | None = None,
-                       max_pixels: int = DEFAULT_MAX_PIXELS) -> pathlib.Path:
+                       max_pixels: int = DEFAULT_MAX_PIXELS, precision: str = "fp32") -> pathlib.Path:
     """Writes `<export_dir>/<model_name>/<version>/`, a SavedModel with the signatures
 
     - `serving_default`: `image_bytes` (string `[N]`, encoded JPEG/PNG/BMP/GIF, at most `max_pixels` pixels each by
@@ -112,12 +138,21 @@ def export_saved_model(model: HACNN, export_dir: str | os.PathLike, model_name: 
     every warm-up record must run, else nothing is written and an error is raised. With `warmup_images`, TF Serving
     warm-up requests built from them go to `assets.extra/`.
 
+    `precision`: `"fp32"` exports the model as it is; `"bf16"` (CPUs with AVX512-BF16 or AMX) and `"fp16"` (GPU
+    serving) export `mixed_precision_model(model, precision)`, the same signatures with float32 inputs and outputs
+    and half-precision convolutions. Their self-check compares with the float32 `model` by cosine instead: every
+    embedding's cosine must be >= 0.999.
+
     Returns the version folder.
     """
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise ValueError(f"version must be a positive integer (TF Serving's version folder); got {version!r}")
     if not isinstance(max_pixels, int) or max_pixels < 1:
         raise ValueError(f"max_pixels must be a positive integer; got {max_pixels!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {list(PRECISIONS)}; got {precision!r}")
+    exported = model if PRECISIONS[precision] is None else mixed_precision_model(model, precision)
+    min_cosine = None if PRECISIONS[precision] is None else HALF_PRECISION_MIN_COSINE
     target = pathlib.Path(export_dir) / model_name / str(version)
     if target.exists():
         raise FileExistsError(f"{target} exists: TF Serving versions are immutable, export a new version number")
@@ -125,13 +160,13 @@ def export_saved_model(model: HACNN, export_dir: str | os.PathLike, model_name: 
     remove_orphaned_staging(target.parent)
     with _staging_folder(target.parent, f".{version}{STAGING_PREFIX}") as staging:
         saved_model = staging / "saved_model"
-        build_export_archive(model, max_pixels).write_out(str(saved_model), verbose=False)
+        build_export_archive(exported, max_pixels).write_out(str(saved_model), verbose=False)
         if warmup_images:
             from hacnn_tf.serving.warmup import write_warmup_requests
 
             write_warmup_requests(saved_model, warmup_images, model_name)
         if check:
-            check_saved_model(saved_model, model, scratch_dir=staging)
+            check_saved_model(saved_model, model, scratch_dir=staging, min_cosine=min_cosine)
         os.replace(saved_model, target)
     return target
 
@@ -179,12 +214,14 @@ def _die_with_parent() -> None:
 
 
 def check_saved_model(path: str | os.PathLike, model: HACNN, tolerance: float = SELF_CHECK_TOLERANCE,
-                      scratch_dir: str | os.PathLike | None = None) -> float:
+                      scratch_dir: str | os.PathLike | None = None, min_cosine: float | None = None) -> float:
     """Runs the SavedModel at `path` in a fresh Python process that imports TensorFlow but not hacnn_tf, through
     `tf.saved_model.load` and through TF Serving's TF1 session loader (`hacnn_tf.serving.tf_serving_loader`), on
     batches of 1 and 3 random images: `embed_images` on their pixels and `serving_default` on them PNG-encoded; and
-    replays the warm-up records. Every output must equal `model`'s to `tolerance`. Returns the max abs diff or raises
-    `RuntimeError`. The scratch files go to a temporary folder in `scratch_dir` (default: the system's)."""
+    replays the warm-up records. Every output must equal `model`'s to `tolerance`, or, with `min_cosine` (a
+    half-precision export), be finite with each embedding's cosine with `model`'s at least `min_cosine`. Returns the
+    max abs diff or raises `RuntimeError`. The scratch files go to a temporary folder in `scratch_dir` (default: the
+    system's)."""
     path = pathlib.Path(path)
     height, width = model.input_size
     rng = np.random.default_rng(0)
@@ -211,20 +248,31 @@ def check_saved_model(path: str | os.PathLike, model: HACNN, tolerance: float = 
                                f"TF Serving's session loader) failed:\n{result.stderr[-3000:]}")
         with np.load(outputs_path) as outputs:
             results = {key: outputs[key] for key in outputs.files}
-    worst = 0.0
+    worst, worst_cosine = 0.0, 1.0
     for loader in ("tf2", "session"):
         for (signature, case), want in expected.items():
             key = f"{loader}:{signature}:{case}:{OUTPUT}"
             if key not in results:
                 raise RuntimeError(f"SavedModel self-check: {path} gave no {OUTPUT!r} for {signature} ({loader})")
-            worst = max(worst, float(np.abs(results[key] - want).max()))
+            # np.maximum/np.minimum keep a NaN (Python's max and min drop it when it comes second).
+            worst = float(np.maximum(worst, np.abs(results[key] - want).max()))
+            worst_cosine = float(np.minimum(worst_cosine, row_cosines(results[key], want).min()))
     warmups = [key for key in results if key.startswith("warmup:")]
     if any(not np.isfinite(results[key]).all() for key in warmups):
         raise RuntimeError(f"SavedModel self-check: a warm-up record of {path} gave non-finite embeddings")
-    if not worst <= tolerance:
+    if min_cosine is not None:
+        if not worst_cosine >= min_cosine:
+            raise RuntimeError(f"SavedModel self-check: the reloaded export differs from the Keras model: an "
+                               f"embedding's cosine with the Keras model's is {worst_cosine:.6f} (< {min_cosine})")
+    elif not worst <= tolerance:
         raise RuntimeError(f"SavedModel self-check: the reloaded export differs from the Keras model by {worst:.2e} "
                            f"(> {tolerance:.0e})")
     return worst
+
+
+def row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """`(N,)` cosines of the rows of two `(N, D)` arrays (NaN where a row holds NaN)."""
+    return np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-12)
 
 
 def _keras_embedding(model: HACNN, pixels) -> np.ndarray:

@@ -157,3 +157,17 @@ def exported_saved_model(tmp_path_factory, export_model, warmup_images):
 
     return export_saved_model(export_model, tmp_path_factory.mktemp("export"), "hacnn", 3,
                               warmup_images=warmup_images[:2])
+
+
+# The formats of `export_all` that the ONNX, OpenVINO, mixed-precision, manifest and runtime tests read.
+EXPORT_ALL_FORMATS = ("saved_model-fp32", "saved_model-bf16", "saved_model-fp16", "tflite-fp32", "tflite-fp16",
+                      "onnx-fp32", "openvino-fp32")
+
+
+@pytest.fixture(scope="session")
+def exported_formats(tmp_path_factory, export_model, exported_saved_model) -> dict:
+    """`export_all` of `export_model` converted from `exported_saved_model` (parity-checked): `{format: folder}`."""
+    from hacnn_tf.export import export_all
+
+    return export_all(export_model, tmp_path_factory.mktemp("formats"), EXPORT_ALL_FORMATS,
+                      saved_model=exported_saved_model)

@@ -1,0 +1,213 @@
+"""Every deployment format from one SavedModel export, each in its own folder with a manifest, each checked against
+the Keras model before it is put in place."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+import shutil
+import tempfile
+from typing import Callable, Iterable, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import hacnn_tf
+from hacnn_tf.export.manifest import write_manifest
+from hacnn_tf.export.saved_model import export_saved_model, row_cosines
+from hacnn_tf.model import HACNN
+from hacnn_tf.serving.signatures import BYTES_INPUT, IMAGES_INPUT, IMAGES_SIGNATURE, OUTPUT, SERVING_SIGNATURE
+
+MODEL_NAME = "hacnn"
+# `<format>-<precision>`: the folder name under `out_dir`.
+FORMATS = ("saved_model-fp32", "saved_model-bf16", "saved_model-fp16", "tflite-fp32", "tflite-fp16",
+           "tflite-dynamic", "tflite-int8", "onnx-fp32", "openvino-fp32")
+# Parity of each format's embeddings with the Keras model's on the check images: `(max abs diff, mean cosine)`
+# bounds, None where not bounded. OpenVINO is also checked at the CPU's default inference precision (bf16 on CPUs
+# with AVX512-BF16 or AMX) against the half-precision bound.
+FLOAT32_TARGET = (1e-5, None)
+TFLITE_FLOAT32_TARGET = (1e-4, None)
+HALF_PRECISION_TARGET = (None, 0.999)
+INT8_TARGET = (None, 0.99)
+TARGETS = {"saved_model-fp32": FLOAT32_TARGET, "saved_model-bf16": HALF_PRECISION_TARGET,
+           "saved_model-fp16": HALF_PRECISION_TARGET, "tflite-fp32": TFLITE_FLOAT32_TARGET,
+           "tflite-fp16": HALF_PRECISION_TARGET, "tflite-dynamic": INT8_TARGET, "tflite-int8": INT8_TARGET,
+           "onnx-fp32": FLOAT32_TARGET, "openvino-fp32": FLOAT32_TARGET}
+NUM_RANDOM_CHECK_IMAGES = 16
+
+
+@dataclasses.dataclass
+class _Staged:
+    """A converted format in its staging folder: what its manifest says and how to run it."""
+
+    folder: pathlib.Path
+    model: str
+    input_spec: dict
+    exporters: dict
+    embedders: dict[str, Callable[[], Callable[[np.ndarray], np.ndarray]]]
+    notes: dict = dataclasses.field(default_factory=dict)
+
+
+def parity(embeddings: np.ndarray, reference: np.ndarray) -> dict[str, float]:
+    """`{"max_abs_diff", "mean_cosine", "min_cosine"}` of `(N, D)` embeddings against the reference's."""
+    cosine = row_cosines(embeddings, reference)
+    return {"max_abs_diff": float(np.abs(embeddings - reference).max()), "mean_cosine": float(cosine.mean()),
+            "min_cosine": float(cosine.min())}
+
+
+def meets(result: dict[str, float], target: tuple[float | None, float | None]) -> bool:
+    """Whether a `parity` result meets a `(max abs diff, mean cosine)` target (NaN never does)."""
+    max_abs_diff, mean_cosine = target
+    return ((max_abs_diff is None or result["max_abs_diff"] <= max_abs_diff)
+            and (mean_cosine is None or result["mean_cosine"] >= mean_cosine)
+            and np.isfinite(list(result.values())).all())
+
+
+def export_all(
+    model: HACNN,
+    out_dir: str | os.PathLike,
+    formats: Iterable[str] = FORMATS,
+    calibration_images: np.ndarray | None = None,
+    check_images: np.ndarray | None = None,
+    saved_model: str | os.PathLike | None = None,
+) -> dict[str, pathlib.Path]:
+    """Writes each of `formats` to `<out_dir>/<format>-<precision>/` with a `manifest.json` (`write_manifest`),
+    converting all from one float32 SavedModel export; returns `{format: folder}`.
+
+    - `saved_model-fp32`, `-bf16`, `-fp16`: `hacnn/1/`, TF Serving's layout (`export_saved_model(precision=...)`,
+      self-checked), for TF Serving or `SavedModelEmbedder`;
+    - `tflite-fp32`, `-fp16`, `-dynamic`, `-int8`: `hacnn.tflite` (batch 1, `convert_tflite`), for LiteRT;
+    - `onnx-fp32`: `hacnn.onnx` (`convert_onnx`, dynamic batch), for ONNX Runtime (`ONNXEmbedder`);
+    - `openvino-fp32`: `hacnn.xml` + `hacnn.bin` (`convert_openvino`, float32 weights), for `OpenVINOEmbedder`.
+
+    Each format is checked against `model` on `check_images` (default: `calibration_images` when given, else 16
+    random pixel images): its embeddings must meet `TARGETS` (float32: max abs diff <= 1e-5, TFLite 1e-4;
+    bf16/fp16: mean cosine >= 0.999; int8 and dynamic-range: mean cosine >= 0.99; OpenVINO at the CPU's default
+    inference precision too). The parity goes into the manifest's notes. A folder appears (renamed from a staging
+    folder) only once its format has passed; if any format misses its target, the others are still written and a
+    `RuntimeError` lists the misses. Existing folders are never overwritten.
+
+    Args:
+        model: the float32 Keras HA-CNN.
+        out_dir: the parent folder of the format folders.
+        formats: names from `FORMATS`.
+        calibration_images: `(N, H, W, 3)` pixels (0..255) of training images, for `tflite-int8`.
+        check_images: `(N, H, W, 3)` held-out pixels for the parity check.
+        saved_model: an existing `export_saved_model(model, ...)` version folder to convert from (copied for
+            `saved_model-fp32`) instead of exporting one.
+    """
+    formats = tuple(dict.fromkeys(formats))
+    unknown = [name for name in formats if name not in FORMATS]
+    if unknown:
+        raise ValueError(f"unknown formats {unknown}; expected names from {FORMATS}")
+    if "tflite-int8" in formats and calibration_images is None:
+        raise ValueError("tflite-int8 needs calibration_images (training images, pixels 0..255)")
+    out_dir = pathlib.Path(out_dir)
+    existing = [str(out_dir / name) for name in formats if (out_dir / name).exists()]
+    if existing:
+        raise FileExistsError(f"{existing} exist: export into a new folder")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if check_images is None:
+        check_images = calibration_images if calibration_images is not None else np.random.default_rng(0).uniform(
+            0, 255, (NUM_RANDOM_CHECK_IMAGES, *model.input_size, 3))
+    check_images = np.asarray(check_images, np.float32)
+    from hacnn_tf.runtime.keras_model import KerasEmbedder
+
+    reference = KerasEmbedder(model)(check_images)
+    written, misses = {}, {}
+    with tempfile.TemporaryDirectory(prefix=".export-all.partial-", dir=out_dir) as scratch:
+        scratch = pathlib.Path(scratch)
+        source_folder = scratch / "saved_model-fp32"
+        if saved_model is None:
+            source = export_saved_model(model, source_folder, MODEL_NAME, 1)
+        else:
+            source = source_folder / MODEL_NAME / "1"
+            shutil.copytree(saved_model, source)
+        staged = _convert(model, source, scratch, formats, calibration_images)
+        for name, stage in staged.items():
+            results = {}
+            for check, make_embedder in stage.embedders.items():
+                results[check] = parity(make_embedder()(check_images), reference)
+                target = TARGETS[name] if check == name else HALF_PRECISION_TARGET
+                if not meets(results[check], target):
+                    misses[check] = results[check]
+            write_manifest(stage.folder, *name.split("-"), stage.input_spec, stage.exporters, stage.model,
+                           {**stage.notes, "parity": {"images": len(check_images), **results}})
+            if not any(check in misses for check in results):
+                os.replace(stage.folder, out_dir / name)
+                written[name] = out_dir / name
+    if misses:
+        raise RuntimeError(f"export_all: {sorted(misses)} missed their parity targets against the Keras model "
+                           f"({misses}); written: {sorted(written)}")
+    return written
+
+
+def _input_spec(batch: int, model: HACNN, signature: str | None = None) -> dict:
+    spec = {IMAGES_INPUT: {"dtype": "float32", "shape": [batch, *model.input_size, 3],
+                           "values": "RGB pixels 0..255 as decode_and_resize gives them, not normalised"},
+            "output": {OUTPUT: {"dtype": "float32", "shape": [batch, model.embedding_dim],
+                                "values": "global and local features, each L2-normalised"}}}
+    if signature is not None:
+        spec[IMAGES_INPUT]["signature"] = signature
+        spec[BYTES_INPUT] = {"dtype": "string", "shape": [-1], "signature": SERVING_SIGNATURE,
+                             "values": "encoded JPEG/PNG/BMP/GIF files, decoded and resized in the graph"}
+    return spec
+
+
+def _convert(model: HACNN, source: pathlib.Path, scratch: pathlib.Path, formats: Sequence[str],
+             calibration_images: np.ndarray | None) -> dict[str, _Staged]:
+    """Every format of `formats` converted from the float32 SavedModel `source` into a staging folder in
+    `scratch`."""
+    from hacnn_tf.runtime.saved_model import SavedModelEmbedder
+
+    base_versions = {"hacnn-tf": hacnn_tf.__version__, "tensorflow": tf.__version__, "keras": keras.__version__}
+    staged = {}
+    for name in formats:
+        if not name.startswith("saved_model-"):
+            continue
+        precision = name.split("-")[1]
+        folder = scratch / name
+        version = source if precision == "fp32" else export_saved_model(model, folder, MODEL_NAME, 1,
+                                                                         precision=precision)
+        staged[name] = _Staged(folder, f"{MODEL_NAME}/1", _input_spec(-1, model, IMAGES_SIGNATURE), base_versions,
+                               {name: lambda v=version: SavedModelEmbedder(v)})
+    tflite = [name for name in formats if name.startswith("tflite-")]
+    if tflite:
+        from hacnn_tf.export.tflite import convert_tflite_variants
+        from hacnn_tf.runtime.tflite import TFLiteEmbedder
+
+        paths = convert_tflite_variants(
+            source, {name.split("-")[1]: scratch / name / "hacnn.tflite" for name in tflite}, calibration_images)
+        for name in tflite:
+            path = paths[name.split("-")[1]]
+            staged[name] = _Staged(path.parent, path.name, _input_spec(1, model), base_versions,
+                                   {name: lambda p=path: TFLiteEmbedder(p)})
+    if "onnx-fp32" in formats:
+        import onnx
+        import tf2onnx
+
+        from hacnn_tf.export.onnx import DEFAULT_OPSET, convert_onnx
+        from hacnn_tf.runtime.onnx import ONNXEmbedder
+
+        path = convert_onnx(source, scratch / "onnx-fp32" / "hacnn.onnx")
+        staged["onnx-fp32"] = _Staged(
+            path.parent, path.name, _input_spec(-1, model),
+            {**base_versions, "tf2onnx": tf2onnx.__version__, "onnx": onnx.__version__},
+            {"onnx-fp32": lambda p=path: ONNXEmbedder(p)}, {"opset": DEFAULT_OPSET})
+    if "openvino-fp32" in formats:
+        import openvino
+
+        from hacnn_tf.export.openvino import convert_openvino
+        from hacnn_tf.runtime.openvino import OpenVINOEmbedder
+
+        path = convert_openvino(source, scratch / "openvino-fp32")
+        default = OpenVINOEmbedder(path)
+        embedders = {"openvino-fp32": lambda p=path: OpenVINOEmbedder(p, inference_precision="f32")}
+        if default.inference_precision != "f32":
+            embedders[f"openvino-fp32@{default.inference_precision}"] = lambda: default
+        staged["openvino-fp32"] = _Staged(
+            path.parent, path.name, _input_spec(-1, model), {**base_versions, "openvino": openvino.get_version()},
+            embedders, {"cpu_default_inference_precision": default.inference_precision})
+    return {name: staged[name] for name in formats}

@@ -1,9 +1,16 @@
-"""CMC / mAP evaluation with the semantics of torchreid's `reid/metrics/rank.py`, vectorised over query chunks.
+"""CMC, mAP and mINP with the semantics of torchreid's `reid/metrics/rank.py`, from a distance matrix or from features.
 
-Market-1501 protocol (`eval_market1501`): each gallery row is ranked by `np.argsort` (numpy's default kind, so ties
-break exactly as in torchreid), gallery images sharing the query's identity AND camera are discarded, queries
-left without a true match are skipped, CMC is the fraction of valid queries whose first true match is within rank k
-and AP averages precision@k over the positions of the true matches.
+Market-1501 protocol (`eval_market1501`): gallery images sharing the query's identity AND camera are discarded,
+queries left without a true match are skipped, CMC is the fraction of valid queries whose first true match is
+within rank k and AP averages precision@k over the positions of the true matches. mINP (Ye et al., "Deep Learning
+for Person Re-identification: A Survey and Outlook", TPAMI 2021) averages the inverse negative penalty
+`num_matches / rank of the hardest (last) true match`, as fast-reid computes it.
+
+Neither path sorts a gallery row: the rank of a true match among the kept images is the number of entries of its
+row below its distance, minus the discarded ones below it, counted on the part of the row below the hardest match.
+That is the position `np.argsort` (numpy's default kind, as torchreid) gives it, unless its distance is tied with
+another entry of the row; such rows, and the CUHK03 protocol, are ranked with `np.argsort` itself, so ties break
+exactly as in torchreid.
 
 CUHK03 classic protocol (`eval_cuhk03`): AP is the same; the CMC is averaged over 10 repeats that each keep one
 randomly sampled gallery image per identity. torchreid draws from the global `np.random`; here the draws come from a
@@ -20,11 +27,18 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from hacnn_tf.evaluation._blocks import map_row_ranges, rows_per_block
+from hacnn_tf.evaluation.distance import Metric, check_features, distance_blocks
+from hacnn_tf.evaluation.query_expansion import average_query_expansion
+from hacnn_tf.evaluation.rerank import reranked_blocks
 from hacnn_tf.io_utils import atomic_output
 
-__all__ = ["evaluate", "evaluate_rank", "results_table", "write_results"]
+__all__ = ["evaluate", "evaluate_features", "evaluate_from_features", "evaluate_rank", "results_dict", "results_table",
+           "write_results"]
 
 _CUHK03_REPEATS = 10
+# Up to this many true matches, a query's ranks are counted with a pass over its row each; beyond, by one sort.
+_COUNTING_PASSES = 64
 # Ranked gallery entries per query, relative to its identity: 0 = other identity, 1 = true match, 2 = discarded.
 _TRUE_MATCH, _DISCARDED = 1, 2
 
@@ -39,70 +53,197 @@ def evaluate_rank(
     use_metric_cuhk03: bool = False,
     seed: int | np.random.Generator | None = None,
     chunk_size: int = 256,
-) -> tuple[np.ndarray, float]:
-    """CMC curve (float32, length `min(max_rank, num_gallery)`) and mAP of a query x gallery distance matrix.
+    return_minp: bool = False,
+) -> tuple[np.ndarray, float] | tuple[np.ndarray, float, float]:
+    """CMC curve (float32, length `min(max_rank, num_gallery)`) and mAP of a query x gallery distance matrix
+    (and mINP with `return_minp`).
 
     `seed` (an int or a `numpy.random.Generator`) only matters for the CUHK03 protocol. If a valid query's list
     holds fewer than `max_rank` entries its CMC stays at 1 beyond them (torchreid fails on such ragged curves).
-    Raises ValueError on inconsistent shapes or when no query has a true match in the gallery.
+    Raises ValueError on inconsistent shapes, NaN distances, or when no query has a true match in the gallery.
     """
     distmat = np.asarray(distmat)
-    q_pids, g_pids, q_camids, g_camids = (np.asarray(a) for a in (q_pids, g_pids, q_camids, g_camids))
-    _check_inputs(distmat, q_pids, g_pids, q_camids, g_camids)
-    if max_rank < 1 or chunk_size < 1:
-        raise ValueError(f"max_rank and chunk_size must be >= 1, got {max_rank} and {chunk_size}")
-    num_q, num_g = distmat.shape
-    max_rank = min(max_rank, num_g)
-    rng = np.random.default_rng(seed) if use_metric_cuhk03 else None
-
-    first_match_ranks, average_precisions, cuhk03_cmcs = [], [], []
-    for start in range(0, num_q, chunk_size):
-        stop = min(start + chunk_size, num_q)
-        order = np.argsort(distmat[start:stop], axis=1)
-        same_pid = q_pids[start:stop, None] == g_pids[None, :]
-        same_cam = q_camids[start:stop, None] == g_camids[None, :]
-        labels = same_pid.astype(np.int8) + (same_pid & same_cam)
-        ranked = np.take_along_axis(labels, order, axis=1)
-
-        first_rank, ap, valid = _ranked_match_statistics(ranked)
-        first_match_ranks.append(first_rank[valid])
-        average_precisions.append(ap[valid])
-        if rng is not None:
-            for row in np.flatnonzero(valid):
-                kept_pids = g_pids[order[row][ranked[row] != _DISCARDED]]
-                cuhk03_cmcs.append(_single_gallery_shot_cmc(kept_pids, q_pids[start + row], max_rank, rng))
-
-    first_ranks = np.concatenate(first_match_ranks)
-    num_valid = first_ranks.size
-    if num_valid == 0:
-        raise ValueError(
-            "no query identity appears in the gallery (after discarding same-identity same-camera images); "
-            "CMC and mAP are undefined"
-        )
-    if rng is not None:
-        cmc = np.stack(cuhk03_cmcs).sum(axis=0) / np.float32(num_valid)
-    else:
-        hits = np.bincount(first_ranks[first_ranks < max_rank], minlength=max_rank)
-        cmc = np.cumsum(hits).astype(np.float32) / np.float32(num_valid)
-    return cmc, float(np.mean(np.concatenate(average_precisions)))
-
-
-def _check_inputs(
-    distmat: np.ndarray, q_pids: np.ndarray, g_pids: np.ndarray, q_camids: np.ndarray, g_camids: np.ndarray
-) -> None:
     if distmat.ndim != 2 or distmat.shape[1] == 0:
         raise ValueError(f"distmat must be 2-D (num_query, num_gallery) with a gallery, got shape {distmat.shape}")
-    num_q, num_g = distmat.shape
-    arrays = {"q_pids": (q_pids, num_q), "q_camids": (q_camids, num_q), "g_pids": (g_pids, num_g),
-              "g_camids": (g_camids, num_g)}
-    for name, (array, length) in arrays.items():
-        if array.shape != (length,):
-            raise ValueError(f"{name} must be 1-D of length {length} to match distmat {distmat.shape}, got {array.shape}")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    ranks = _RankAccumulator(q_pids, g_pids, q_camids, g_camids, distmat.shape, max_rank, use_metric_cuhk03, seed)
+    for start in range(0, distmat.shape[0], chunk_size):
+        ranks.add(start, distmat[start : start + chunk_size])
+    return ranks.result(return_minp)
 
 
-def _ranked_match_statistics(ranked: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per row of ranked labels: rank of the first true match among kept images, AP, and whether any match exists."""
-    num_rows, num_g = ranked.shape
+def evaluate_features(
+    query_features: np.ndarray,
+    gallery_features: np.ndarray,
+    q_pids: np.ndarray,
+    g_pids: np.ndarray,
+    q_camids: np.ndarray,
+    g_camids: np.ndarray,
+    metric: Metric = "euclidean",
+    rerank: bool = False,
+    k1: int = 20,
+    k2: int = 6,
+    lambda_value: float = 0.3,
+    aqe: bool = False,
+    aqe_k: int = 10,
+    aqe_alpha: float = 3.0,
+    max_rank: int = 50,
+    use_metric_cuhk03: bool = False,
+    seed: int | np.random.Generator | None = None,
+    block_size: int | None = None,
+    return_minp: bool = False,
+) -> tuple[np.ndarray, float] | tuple[np.ndarray, float, float]:
+    """`evaluate_rank` of the `metric` distances between `(num_query, D)` and `(num_gallery, D)` features, without
+    the query x gallery matrix: distances are computed `block_size` query rows at a time and reduced to per-query
+    statistics, so memory grows with the number of samples, not its square.
+
+    With `rerank`, the distances are k-reciprocal re-ranked (`re_ranking_features`: torchreid's `re_ranking` of the
+    three matrices, in O(N k) memory); with `aqe`, the features are first replaced by their average query expansion
+    (`average_query_expansion(..., k=aqe_k, alpha=aqe_alpha)`, as fast-reid does before ranking). Returns what
+    `evaluate_rank` returns for the same distances. Raises ValueError on non-finite features, naming the input.
+    """
+    query, gallery = check_features(query_features, gallery_features)
+    ranks = _RankAccumulator(q_pids, g_pids, q_camids, g_camids, (query.shape[0], gallery.shape[0]), max_rank,
+                             use_metric_cuhk03, seed)
+    if aqe:
+        query, gallery = average_query_expansion(query, gallery, k=aqe_k, alpha=aqe_alpha, block_size=block_size)
+    if rerank:
+        blocks = reranked_blocks(query, gallery, metric, k1, k2, lambda_value, block_size)
+    else:
+        blocks = distance_blocks(query, gallery, metric, block_size or rows_per_block(gallery.shape[0]), check=False)
+    for start, block in blocks:
+        ranks.add(start, block)
+    return ranks.result(return_minp)
+
+
+class _RankAccumulator:
+    """Per-query match statistics of consecutive query blocks of distances, reduced to CMC, mAP and mINP."""
+
+    def __init__(self, q_pids, g_pids, q_camids, g_camids, shape: tuple[int, int], max_rank: int,
+                 use_metric_cuhk03: bool, seed: int | np.random.Generator | None) -> None:
+        self.q_pids, self.g_pids, self.q_camids, self.g_camids = (
+            np.asarray(a) for a in (q_pids, g_pids, q_camids, g_camids))
+        num_q, num_g = shape
+        if num_g == 0:
+            raise ValueError("the gallery is empty")
+        for name, array, length in (("q_pids", self.q_pids, num_q), ("q_camids", self.q_camids, num_q),
+                                    ("g_pids", self.g_pids, num_g), ("g_camids", self.g_camids, num_g)):
+            if array.shape != (length,):
+                raise ValueError(f"{name} must be 1-D of length {length} to match the (num_query, num_gallery) "
+                                 f"shape {shape}, got {array.shape}")
+        if max_rank < 1:
+            raise ValueError(f"max_rank must be >= 1, got {max_rank}")
+        self.max_rank = min(max_rank, num_g)
+        self.rng = np.random.default_rng(seed) if use_metric_cuhk03 else None
+        # Gallery positions grouped by identity (ascending within each), to find a query's same-identity images.
+        self.by_identity = np.argsort(self.g_pids, kind="stable")
+        self.identities, self.identity_starts = np.unique(self.g_pids[self.by_identity], return_index=True)
+        self.identity_stops = np.r_[self.identity_starts[1:], num_g]
+        self.first_ranks, self.average_precisions, self.inverse_penalties, self.cuhk03_cmcs = [], [], [], []
+
+    def add(self, start: int, distances: np.ndarray) -> None:
+        """Statistics of the queries `start : start + len(distances)` from their rows of distances."""
+        nan_rows = np.count_nonzero(np.isnan(distances).any(axis=1))
+        if nan_rows:
+            raise ValueError(f"the distances hold NaN in {nan_rows} query rows (from row {start}); NaN has no rank")
+        if self.rng is not None:
+            rows, ranks = self._ranked_kept_ranks(start, distances, np.arange(distances.shape[0]), self.rng)
+        else:
+            parts = map_row_ranges(lambda a, b: self._counted_kept_ranks(start, distances, a, b), 0,
+                                   distances.shape[0])
+            rows = np.concatenate([part[0] for part in parts])
+            ranks = np.concatenate([part[1] for part in parts])
+            tied = np.concatenate([part[2] for part in parts])
+            if tied.size:
+                tied_rows, tied_ranks = self._ranked_kept_ranks(start, distances, tied)
+                order = np.lexsort((np.r_[ranks, tied_ranks], np.r_[rows, tied_rows]))
+                rows, ranks = np.r_[rows, tied_rows][order], np.r_[ranks, tied_ranks][order]
+        first_rank, ap, inp, valid = _match_statistics(rows, ranks, distances.shape[0])
+        self.first_ranks.append(first_rank[valid])
+        self.average_precisions.append(ap[valid])
+        self.inverse_penalties.append(inp[valid])
+
+    def result(self, return_minp: bool) -> tuple[np.ndarray, float] | tuple[np.ndarray, float, float]:
+        first_ranks = np.concatenate(self.first_ranks) if self.first_ranks else np.zeros(0, np.int64)
+        num_valid = first_ranks.size
+        if num_valid == 0:
+            raise ValueError(
+                "no query identity appears in the gallery (after discarding same-identity same-camera images); "
+                "CMC and mAP are undefined"
+            )
+        if self.rng is not None:
+            cmc = np.stack(self.cuhk03_cmcs).sum(axis=0) / np.float32(num_valid)
+        else:
+            hits = np.bincount(first_ranks[first_ranks < self.max_rank], minlength=self.max_rank)
+            cmc = np.cumsum(hits).astype(np.float32) / np.float32(num_valid)
+        mean_ap = float(np.mean(np.concatenate(self.average_precisions)))
+        if return_minp:
+            return cmc, mean_ap, float(np.mean(np.concatenate(self.inverse_penalties)))
+        return cmc, mean_ap
+
+    def _same_identity(self, query: int) -> np.ndarray:
+        """Gallery positions of the query's identity, ascending."""
+        pid = self.q_pids[query]
+        position = np.searchsorted(self.identities, pid)
+        if position == self.identities.size or self.identities[position] != pid:
+            return self.by_identity[:0]
+        return self.by_identity[self.identity_starts[position] : self.identity_stops[position]]
+
+    def _counted_kept_ranks(self, start: int, distances: np.ndarray, first: int, stop: int
+                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(row, kept rank) of every true match of rows `first:stop`, by counting; the rows with tied distances."""
+        rows, ranks, tied = [], [], []
+        for row in range(first, stop):
+            same = self._same_identity(start + row)
+            if same.size == 0:
+                continue
+            discarded = self.g_camids[same] == self.q_camids[start + row]
+            values = distances[row, same[~discarded]]
+            if values.size == 0:
+                continue
+            # Entries ranked before the hardest match: the only ones that can precede any true match. A few matches
+            # count them in a pass each; many sort them once.
+            below = distances[row][distances[row] <= values.max()]
+            if values.size <= _COUNTING_PASSES:
+                less = np.array([np.count_nonzero(below < value) for value in values])
+                is_tied = any(np.count_nonzero(below == value) > 1 for value in values)
+            else:
+                below.sort()
+                less = np.searchsorted(below, values, side="left")
+                is_tied = bool((np.searchsorted(below, values, side="right") - less > 1).any())
+            if is_tied:
+                tied.append(row)
+                continue
+            less -= np.searchsorted(np.sort(distances[row, same[discarded]]), values, side="left")
+            rows.append(np.full(values.size, row))
+            ranks.append(np.sort(less))
+        empty = np.zeros(0, np.int64)
+        return (np.concatenate(rows) if rows else empty, np.concatenate(ranks) if ranks else empty,
+                np.asarray(tied, dtype=np.int64))
+
+    def _ranked_kept_ranks(self, start: int, distances: np.ndarray, rows: np.ndarray,
+                           rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(row, kept rank) of every true match of `rows`, from `np.argsort` of those rows (and, with `rng`, their
+        CUHK03 single-gallery-shot CMC)."""
+        queries = start + rows
+        order = np.argsort(distances[rows], axis=1)
+        same_pid = self.q_pids[queries, None] == self.g_pids[None, :]
+        same_cam = self.q_camids[queries, None] == self.g_camids[None, :]
+        labels = same_pid.astype(np.int8) + (same_pid & same_cam)
+        ranked = np.take_along_axis(labels, order, axis=1)
+        match_rows, kept_ranks = _kept_ranks_of_ranked(ranked)
+        if rng is not None:
+            for row in np.unique(match_rows):
+                kept_pids = self.g_pids[order[row][ranked[row] != _DISCARDED]]
+                self.cuhk03_cmcs.append(
+                    _single_gallery_shot_cmc(kept_pids, self.q_pids[queries[row]], self.max_rank, rng))
+        return rows[match_rows], kept_ranks
+
+
+def _kept_ranks_of_ranked(ranked: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(row, rank among kept images) of every true match in rows of ranked labels, row-major."""
+    num_g = ranked.shape[1]
     match_rows, match_cols = np.nonzero(ranked == _TRUE_MATCH)
     discarded_rows, discarded_cols = np.nonzero(ranked == _DISCARDED)
     # Rank among kept images = position in the full ranking minus the discarded images ranked before it in its row;
@@ -111,8 +252,13 @@ def _ranked_match_statistics(ranked: np.ndarray) -> tuple[np.ndarray, np.ndarray
     discarded_before = np.searchsorted(discarded_keys, match_rows * num_g + match_cols) - np.searchsorted(
         discarded_keys, match_rows * num_g
     )
-    kept_ranks = match_cols - discarded_before
+    return match_rows, match_cols - discarded_before
 
+
+def _match_statistics(match_rows: np.ndarray, kept_ranks: np.ndarray, num_rows: int
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per row, from its true matches' ranks among kept images (sorted by row, then rank): rank of the first
+    match, AP, inverse negative penalty (matches / (rank of the last match + 1)), and whether any match exists."""
     num_matches = np.bincount(match_rows, minlength=num_rows)
     row_starts = np.cumsum(num_matches) - num_matches
     matches_so_far = np.arange(1, match_rows.size + 1) - row_starts[match_rows]
@@ -121,8 +267,11 @@ def _ranked_match_statistics(ranked: np.ndarray) -> tuple[np.ndarray, np.ndarray
     valid = num_matches > 0
     first_rank = np.zeros(num_rows, dtype=np.int64)
     first_rank[valid] = kept_ranks[row_starts[valid]]
+    last_rank = np.zeros(num_rows, dtype=np.int64)
+    last_rank[valid] = kept_ranks[row_starts[valid] + num_matches[valid] - 1]
     ap = np.divide(precision_sums, num_matches, out=np.zeros(num_rows), where=valid)
-    return first_rank, ap, valid
+    inp = np.divide(num_matches, last_rank + 1.0, out=np.zeros(num_rows), where=valid)
+    return first_rank, ap, inp, valid
 
 
 def _single_gallery_shot_cmc(
@@ -157,22 +306,48 @@ def evaluate(
 ) -> dict[str, float | np.ndarray]:
     """`evaluate_rank` on identities/cameras read from data frames (one row per distmat row / column).
 
-    Returns `{"mAP": float, "rank1": float, ..., "cmc": np.ndarray}` with fractions in [0, 1].
+    Returns `results_dict`: `{"mAP": float, "mINP": float, "rank1": float, ..., "cmc": np.ndarray}`, fractions.
     """
-    cmc, mean_ap = evaluate_rank(
-        distmat,
-        query_df[pid_column].to_numpy(),
-        gallery_df[pid_column].to_numpy(),
-        query_df[camid_column].to_numpy(),
-        gallery_df[camid_column].to_numpy(),
-        max_rank=max([max_rank, *ranks]),
-        use_metric_cuhk03=use_metric_cuhk03,
-        seed=seed,
-    )
+    cmc, mean_ap, mean_inp = evaluate_rank(distmat, *_frame_ids(query_df, gallery_df, pid_column, camid_column),
+                                           max_rank=max([max_rank, *ranks]), use_metric_cuhk03=use_metric_cuhk03,
+                                           seed=seed, return_minp=True)
+    return results_dict(cmc, mean_ap, mean_inp, ranks)
+
+
+def evaluate_from_features(
+    query_features: np.ndarray,
+    gallery_features: np.ndarray,
+    query_df: pd.DataFrame,
+    gallery_df: pd.DataFrame,
+    ranks: Sequence[int] = (1, 5, 10, 20),
+    max_rank: int = 50,
+    pid_column: str = "pid",
+    camid_column: str = "camid",
+    **options,
+) -> dict[str, float | np.ndarray]:
+    """`evaluate_features` on identities/cameras read from data frames (one row per feature row); `options` are
+    its keyword arguments (`metric`, `rerank`, `aqe`, `use_metric_cuhk03`, `seed`, ...). Returns `results_dict`."""
+    cmc, mean_ap, mean_inp = evaluate_features(
+        query_features, gallery_features, *_frame_ids(query_df, gallery_df, pid_column, camid_column),
+        max_rank=max([max_rank, *ranks]), return_minp=True, **options)
+    return results_dict(cmc, mean_ap, mean_inp, ranks)
+
+
+def _frame_ids(query_df: pd.DataFrame, gallery_df: pd.DataFrame, pid_column: str, camid_column: str
+               ) -> tuple[np.ndarray, ...]:
+    """`(q_pids, g_pids, q_camids, g_camids)` from the two tables."""
+    return (query_df[pid_column].to_numpy(), gallery_df[pid_column].to_numpy(), query_df[camid_column].to_numpy(),
+            gallery_df[camid_column].to_numpy())
+
+
+def results_dict(cmc: np.ndarray, mean_ap: float, mean_inp: float, ranks: Sequence[int] = (1, 5, 10, 20)
+                 ) -> dict[str, float | np.ndarray]:
+    """`{"mAP", "mINP", "rank1", ..., "cmc"}` (fractions) from a CMC curve, mAP and mINP; ValueError for ranks
+    beyond the curve."""
     too_deep = [k for k in ranks if not 1 <= k <= cmc.size]
     if too_deep:
         raise ValueError(f"ranks {too_deep} are outside 1..{cmc.size} (the gallery has {cmc.size} images)")
-    return {"mAP": mean_ap, **{f"rank{k}": float(cmc[k - 1]) for k in ranks}, "cmc": cmc}
+    return {"mAP": mean_ap, "mINP": mean_inp, **{f"rank{k}": float(cmc[k - 1]) for k in ranks}, "cmc": cmc}
 
 
 def results_table(results: Mapping[str, Mapping[str, float | np.ndarray]], percent: bool = True) -> pd.DataFrame:

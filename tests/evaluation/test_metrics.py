@@ -1,4 +1,5 @@
-"""evaluate_rank against torchreid's `eval_market1501` / `eval_cuhk03`, plus the table and plot helpers."""
+"""evaluate_rank against torchreid's `eval_market1501` / `eval_cuhk03` (ties included), mINP against its definition,
+plus the table helpers."""
 
 from __future__ import annotations
 
@@ -37,6 +38,46 @@ def test_market1501_matches_torchreid(torchreid_rank: types.ModuleType, seed: in
     assert 0 < mean_ap < 1 and 0 < cmc[0] < 1  # non-degenerate problem
 
 
+def test_tied_distances_rank_as_in_torchreid(torchreid_rank: types.ModuleType) -> None:
+    """Integer distances: almost every true match is tied with other entries, so the rows are ranked by np.argsort,
+    whose (unstable) order of ties torchreid's numbers depend on."""
+    distmat, q_pids, g_pids, q_camids, g_camids = _random_problem(11)
+    distmat = np.floor(distmat * 6).astype(np.float32)
+    distmat[::2, ::3] = 2.0  # long runs of one value
+    expected_cmc, expected_map = torchreid_rank.eval_market1501(distmat, q_pids, g_pids, q_camids, g_camids, 20)
+    cmc, mean_ap = evaluate_rank(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=20, chunk_size=7)
+    np.testing.assert_allclose(cmc, expected_cmc, rtol=0, atol=1e-6)
+    assert mean_ap == pytest.approx(expected_map, abs=1e-12)
+
+
+def _minp_by_definition(distmat, q_pids, g_pids, q_camids, g_camids) -> float:
+    """mINP (Ye et al., TPAMI 2021): per valid query, matches / (1-based rank of its hardest match), averaged."""
+    penalties = []
+    for i in range(distmat.shape[0]):
+        order = np.argsort(distmat[i], kind="stable")
+        keep = ~((g_pids[order] == q_pids[i]) & (g_camids[order] == q_camids[i]))
+        matches = np.flatnonzero(g_pids[order][keep] == q_pids[i])
+        if matches.size:
+            penalties.append(matches.size / (matches[-1] + 1))
+    return float(np.mean(penalties))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_minp_matches_its_definition(seed: int) -> None:
+    problem = _random_problem(30 + seed)
+    cmc, _, mean_inp = evaluate_rank(*problem, return_minp=True, chunk_size=9)
+    assert mean_inp == pytest.approx(_minp_by_definition(*problem), abs=1e-12)
+    assert 0 < mean_inp < 1
+    np.testing.assert_array_equal(cmc, evaluate_rank(*problem)[0])
+
+
+def test_nan_distances_are_refused() -> None:
+    distmat, *ids = _hand_problem()
+    distmat[1, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN in 1 query rows"):
+        evaluate_rank(distmat, *ids)
+
+
 def test_chunking_does_not_change_the_result() -> None:
     problem = _random_problem(7, num_q=40)
     cmc, mean_ap = evaluate_rank(*problem, chunk_size=1000)
@@ -70,10 +111,12 @@ def _hand_problem() -> tuple:
 
 
 def test_hand_computed_case() -> None:
-    cmc, mean_ap = evaluate_rank(*_hand_problem(), max_rank=5)
+    cmc, mean_ap, mean_inp = evaluate_rank(*_hand_problem(), max_rank=5, return_minp=True)
     # Query 0's kept list has 4 entries; beyond it its curve stays at 1.
     np.testing.assert_allclose(cmc, [0.5, 1.0, 1.0, 1.0, 1.0])
     assert mean_ap == pytest.approx(0.75)
+    # INP: query 0 has 2 matches, the last at rank 4 -> 2/4; query 1: 1/1.
+    assert mean_inp == pytest.approx(0.75)
 
 
 def test_evaluate_reads_data_frames_and_reports_ranks() -> None:
@@ -81,8 +124,9 @@ def test_evaluate_reads_data_frames_and_reports_ranks() -> None:
     query_df = pd.DataFrame({"pid": q_pids, "camid": q_camids})
     gallery_df = pd.DataFrame({"pid": g_pids, "camid": g_camids})
     result = evaluate(distmat, query_df, gallery_df, ranks=(1, 2, 5))
-    assert list(result) == ["mAP", "rank1", "rank2", "rank5", "cmc"]
-    assert (result["mAP"], result["rank1"], result["rank2"], result["rank5"]) == pytest.approx((0.75, 0.5, 1, 1))
+    assert list(result) == ["mAP", "mINP", "rank1", "rank2", "rank5", "cmc"]
+    assert (result["mAP"], result["mINP"], result["rank1"], result["rank2"], result["rank5"]) == pytest.approx(
+        (0.75, 0.75, 0.5, 1, 1))
     with pytest.raises(ValueError, match=r"ranks \[20\]"):
         evaluate(distmat, query_df, gallery_df, ranks=(1, 20))
 
@@ -167,3 +211,15 @@ def test_failed_write_leaves_the_previous_file(tmp_path: pathlib.Path) -> None:
     with pytest.raises(AttributeError):
         write_results(object(), tmp_path / "r")  # type: ignore[arg-type]
     assert csv_path.read_text() == before and _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_queries_with_many_matches_rank_as_in_torchreid(torchreid_rank: types.ModuleType, tied: bool) -> None:
+    """Identities with hundreds of gallery images: ranked with one sort of the row instead of a pass per match."""
+    problem = _random_problem(40, num_q=30, num_g=2000, num_ids=4)
+    if tied:
+        problem = (np.round(problem[0], 2), *problem[1:])
+    expected_cmc, expected_map = torchreid_rank.eval_market1501(*problem, 20)
+    cmc, mean_ap = evaluate_rank(*problem, max_rank=20)
+    np.testing.assert_allclose(cmc, expected_cmc, rtol=0, atol=1e-6)
+    assert mean_ap == pytest.approx(expected_map, abs=1e-9)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import keras
 import numpy as np
@@ -11,8 +11,8 @@ import tensorflow as tf
 
 from hacnn_tf.data.pipeline import make_eval_dataset
 from hacnn_tf.evaluation.distance import compute_distance_matrix
-from hacnn_tf.evaluation.metrics import evaluate
-from hacnn_tf.evaluation.rerank import re_ranking
+from hacnn_tf.evaluation.metrics import evaluate_from_features
+from hacnn_tf.evaluation.rerank import re_ranking_features
 
 
 def extract_features(model: keras.Model, table: pd.DataFrame, batch_size: int = 64, flip: bool = False) -> np.ndarray:
@@ -35,6 +35,15 @@ def extract_features(model: keras.Model, table: pd.DataFrame, batch_size: int = 
     return np.concatenate(chunks) if chunks else np.zeros((0, model.embedding_dim), "float32")
 
 
+def embed_query_gallery(model: keras.Model, query: pd.DataFrame, gallery: pd.DataFrame, batch_size: int = 64,
+                        flip: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """`extract_features` of both tables in one pass (one pipeline and one trace instead of two: inference embeds
+    images independently): `(len(query), D)` and `(len(gallery), D)`."""
+    both = pd.concat([query[["path"]], gallery[["path"]]], ignore_index=True)
+    features = extract_features(model, both, batch_size, flip)
+    return features[: len(query)], features[len(query) :]
+
+
 def evaluate_model(
     model: keras.Model,
     query: pd.DataFrame,
@@ -45,12 +54,14 @@ def evaluate_model(
     ranks: Sequence[int] = (1, 5, 10, 20),
     batch_size: int = 64,
     use_metric_cuhk03: bool = False,
+    aqe: bool = False,
 ) -> dict[str, float | np.ndarray]:
-    """Embeds query and gallery, ranks by `metric` distance (optionally k-reciprocal re-ranked), returns
-    `{"mAP", "rank1", ..., "cmc"}` under the Market-1501 protocol (or CUHK03's classic one)."""
-    distmat = query_gallery_distances(model, query, gallery, metric=metric, rerank=rerank, flip=flip,
-                                      batch_size=batch_size)
-    return evaluate(distmat, query, gallery, ranks=ranks, use_metric_cuhk03=use_metric_cuhk03, seed=0)
+    """Embeds query and gallery, ranks by `metric` distance (optionally after average query expansion and with
+    k-reciprocal re-ranking) from the features, block by block; returns `{"mAP", "mINP", "rank1", ..., "cmc"}`
+    under the Market-1501 protocol (or CUHK03's classic one)."""
+    query_features, gallery_features = embed_query_gallery(model, query, gallery, batch_size, flip)
+    return evaluate_from_features(query_features, gallery_features, query, gallery, ranks=ranks, metric=metric,
+                                  rerank=rerank, aqe=aqe, use_metric_cuhk03=use_metric_cuhk03, seed=0)
 
 
 def query_gallery_distances(
@@ -63,16 +74,8 @@ def query_gallery_distances(
     batch_size: int = 64,
 ) -> np.ndarray:
     """The `(len(query), len(gallery))` `metric` distances between the model's embeddings of the two tables'
-    images, optionally k-reciprocal re-ranked: the matrix `evaluate_model` ranks."""
-    # One pass over both tables: one pipeline and one trace instead of two (inference embeds images independently).
-    both = pd.concat([query[["path"]], gallery[["path"]]], ignore_index=True)
-    features = extract_features(model, both, batch_size, flip)
-    query_features, gallery_features = features[: len(query)], features[len(query):]
-    distmat = compute_distance_matrix(query_features, gallery_features, metric)
+    images, optionally k-reciprocal re-ranked (from the features: no N x N matrix), as a dense matrix (figures)."""
+    query_features, gallery_features = embed_query_gallery(model, query, gallery, batch_size, flip)
     if rerank:
-        distmat = re_ranking(
-            distmat,
-            compute_distance_matrix(query_features, query_features, metric),
-            compute_distance_matrix(gallery_features, gallery_features, metric),
-        )
-    return distmat
+        return re_ranking_features(query_features, gallery_features, metric)
+    return compute_distance_matrix(query_features, gallery_features, metric)

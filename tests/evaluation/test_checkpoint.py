@@ -6,7 +6,7 @@ from PIL import Image
 
 from conftest import TINY_MODEL
 from hacnn_tf import HACNN
-from hacnn_tf.evaluation import compute_distance_matrix, evaluate_rank
+from hacnn_tf.evaluation import average_query_expansion, compute_distance_matrix, evaluate_rank, re_ranking_features
 from hacnn_tf.evaluation.features import extract_features
 from hacnn_tf.visualization.curves import read_cmc_csv
 from training.evaluate import main
@@ -36,23 +36,42 @@ def test_evaluate_command_writes_tables_and_cmc(tmp_path, tiny_model, tiny_synth
     checkpoint = tmp_path / "tiny.keras"
     tiny_model.save(checkpoint)
     root = tiny_synthetic.train["path"].iloc[0].rsplit("/", 2)[0]
-    main([str(checkpoint), "market1501", root, "--output", str(tmp_path / "eval"), "--rerank"])
-    assert "re-ranking" in capsys.readouterr().out
+    main([str(checkpoint), "market1501", root, "--output", str(tmp_path / "eval"), "--rerank", "--aqe"])
+    printed = capsys.readouterr().out
+    assert "re-ranking" in printed and "mINP" in printed and "embedding: " in printed
     table = pd.read_csv(tmp_path / "eval.csv", index_col=0)
-    assert list(table.index) == ["tiny.keras", "tiny.keras + re-ranking"]
+    rows = ["tiny.keras", "tiny.keras + re-ranking", "tiny.keras + AQE", "tiny.keras + AQE + re-ranking"]
+    assert list(table.index) == rows
+    assert list(table.columns) == ["mAP", "mINP", "rank1", "rank5", "rank10", "rank20", "seconds", "peak_mib"]
+    assert (table["seconds"] > 0).all() and (table["peak_mib"] > 100).all()
     assert (tmp_path / "eval.md").read_text().startswith("| model |")
     assert (tmp_path / "eval_cmc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     curves = read_cmc_csv(tmp_path / "eval_cmc.csv")
-    assert list(curves) == ["tiny.keras", "tiny.keras + re-ranking"]
+    assert list(curves) == rows
     # The command's numbers are evaluate_rank on the model's embeddings.
     query = extract_features(tiny_model, tiny_synthetic.query)
     gallery = extract_features(tiny_model, tiny_synthetic.gallery)
-    cmc, mean_ap = evaluate_rank(compute_distance_matrix(query, gallery), tiny_synthetic.query["pid"].to_numpy(),
-                                 tiny_synthetic.gallery["pid"].to_numpy(), tiny_synthetic.query["camid"].to_numpy(),
-                                 tiny_synthetic.gallery["camid"].to_numpy())
+    ids = (tiny_synthetic.query["pid"].to_numpy(), tiny_synthetic.gallery["pid"].to_numpy(),
+           tiny_synthetic.query["camid"].to_numpy(), tiny_synthetic.gallery["camid"].to_numpy())
+    cmc, mean_ap, mean_inp = evaluate_rank(compute_distance_matrix(query, gallery), *ids, return_minp=True)
     assert table.loc["tiny.keras", "mAP"] == pytest.approx(100 * mean_ap, abs=1e-4)
+    assert table.loc["tiny.keras", "mINP"] == pytest.approx(100 * mean_inp, abs=1e-4)
     assert table.loc["tiny.keras", "rank1"] == pytest.approx(100 * cmc[0], abs=1e-4)
     np.testing.assert_allclose(curves["tiny.keras"], cmc, atol=1e-6)
+    expanded_map = evaluate_rank(compute_distance_matrix(*average_query_expansion(query, gallery)), *ids)[1]
+    assert table.loc["tiny.keras + AQE", "mAP"] == pytest.approx(100 * expanded_map, abs=1e-4)
+    reranked_map = evaluate_rank(re_ranking_features(query, gallery), *ids)[1]
+    assert table.loc["tiny.keras + re-ranking", "mAP"] == pytest.approx(100 * reranked_map, abs=1e-4)
+
+
+def test_evaluate_command_can_hide_minp(tmp_path, tiny_model, tiny_synthetic, capsys):
+    checkpoint = tmp_path / "tiny.keras"
+    tiny_model.save(checkpoint)
+    root = tiny_synthetic.train["path"].iloc[0].rsplit("/", 2)[0]
+    main([str(checkpoint), "market1501", root, "--output", str(tmp_path / "eval"), "--no-minp"])
+    header = next(line for line in capsys.readouterr().out.splitlines() if "mAP" in line)
+    assert "mINP" not in header
+    assert "mINP" in pd.read_csv(tmp_path / "eval.csv").columns  # the written table keeps it
 
 
 def test_evaluate_command_reads_torchreid_checkpoints_and_rejects_others(tmp_path, torchreid_hacnn):

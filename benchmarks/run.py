@@ -44,8 +44,8 @@ GOALS = {
 TORCHREID_MSMT17 = {
     "evaluation_msmt17": "not run: eval_market1501 holds distmat (float32) + argsort and g_pids[indices] (int64) + "
                          "matches (int32) = 21.4 GiB, on this 24 GiB machine shared with others",
-    "evaluation_msmt17+rerank": "not run: re_ranking holds the all-sample distance matrix and V, 93,820^2 float32 "
-                                "each = 65.6 GiB",
+    "evaluation_msmt17+rerank": "not run: re_ranking holds the all-sample distance matrix and V (93,820^2 float32, "
+                                "32.8 GiB each) and the matrix's argsort (int64, 65.6 GiB)",
 }
 
 

@@ -101,7 +101,7 @@ CHILD = r'''
 import errno, json, os, sys, traceback
 root, results = sys.argv[1:3]
 WRITE = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
-EVENTS = ("os.rename", "os.remove", "os.rmdir", "os.mkdir", "shutil.rmtree", "shutil.copyfile")
+EVENTS = ("os.mkdir", "shutil.rmtree", "shutil.copyfile")
 
 
 class Faults:
@@ -128,13 +128,22 @@ class Faults:
 faults = Faults()
 
 
+def resolve(path, dir_fd=None):
+    """`path`, relative to the folder `dir_fd` is open on (as `shutil.rmtree` deletes) when there is one."""
+    if dir_fd is None or dir_fd < 0:  # the audit events pass -1 for no folder
+        return path
+    return os.path.join(os.readlink(f"/proc/self/fd/{dir_fd}"), os.fsdecode(path))
+
+
 def audit(event, args):
     if event == "open" and isinstance(args[0], (str, bytes, os.PathLike)):
         path, mode, flags = args
         if any(c in mode for c in "wax+") if isinstance(mode, str) else flags & WRITE:
             faults.step("open", path)
     elif event == "os.rename":
-        faults.step(event, args[0], args[1])
+        faults.step(event, resolve(args[0], args[2]), resolve(args[1], args[3]))
+    elif event in ("os.remove", "os.rmdir"):
+        faults.step(event, resolve(*args))
     elif event in EVENTS:
         faults.step(event, args[0])
 

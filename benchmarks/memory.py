@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
         from hacnn_tf.model import HACNN
 
         model = HACNN(751)
-        embed = tf.function(lambda x: model(x, training=False), autograph=False)
+        embed = tf.function(lambda x: model(x, training=False)["embedding"], autograph=False)
         batch = images(BATCH)
 
         def run():

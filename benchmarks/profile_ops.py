@@ -24,7 +24,7 @@ def op_profile(batch: int = 64, repeats: int = 3) -> tuple[pd.DataFrame, pd.Data
     from hacnn_tf.model import HACNN
 
     model = HACNN(NUM_CLASSES)
-    embed = tf.function(lambda x: model(x, training=False), autograph=False)
+    embed = tf.function(lambda x: model(x, training=False)["embedding"], autograph=False)
     frozen = convert_variables_to_constants_v2(embed.get_concrete_function(tf.TensorSpec((batch, *INPUT_SIZE, 3))))
     graph = tf.Graph()
     with graph.as_default():

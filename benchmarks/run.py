@@ -72,8 +72,8 @@ def inference_rows(reference, model, saved_model_dir, batches, repeats, peak) ->
     import torch
 
     signature = tf.saved_model.load(str(saved_model_dir)).signatures["embed_images"]
-    embed = tf.function(lambda x: model(x, training=False), autograph=False, reduce_retracing=True)
-    embed_xla = tf.function(lambda x: model(x, training=False), autograph=False, jit_compile=True)
+    embed = tf.function(lambda x: model(x, training=False)["embedding"], autograph=False, reduce_retracing=True)
+    embed_xla = tf.function(lambda x: model(x, training=False)["embedding"], autograph=False, jit_compile=True)
     rows = []
     for batch in batches:
         x, raw = images(batch), tf.constant(pixels(batch))

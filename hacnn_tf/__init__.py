@@ -8,7 +8,8 @@ from hacnn_tf import losses  # registers the hacnn_tf> losses that compiled .ker
 from hacnn_tf.convert.torchreid import from_torchreid
 from hacnn_tf.data.normalization import normalize_images
 from hacnn_tf.model import HACNN
+from hacnn_tf import runtime  # the Embedder protocol and load_embedder
 
 __version__ = "0.1.0"
 
-__all__ = ["HACNN", "from_torchreid", "losses", "normalize_images", "__version__"]
+__all__ = ["HACNN", "from_torchreid", "losses", "normalize_images", "runtime", "__version__"]

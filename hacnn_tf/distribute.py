@@ -15,11 +15,11 @@ Batch norm: with `sync_batch_norm` (the default) every BatchNormalization normal
 global batch (`configure_batch_norm`), so training matches one process up to float rounding; without it each replica
 uses its own sub-batch, and `ReplicaConsistency` averages the moving statistics over the replicas at epoch ends.
 
-Keras 3.15 needs three workarounds here. Its TF trainer does not run `MultiWorkerMirroredStrategy` as shipped
+Keras 3.15 needs two workarounds here. Its TF trainer does not run `MultiWorkerMirroredStrategy` as shipped
 (keras-team/keras#20585): it reduces a nested data batch and scalar metrics with `axis=0`, which the strategy's
 `reduce` rejects, so `initialize` creates a subclass whose `reduce` maps over nested structures and reduces scalars
-without an axis. Under any strategy it builds the compiled loss from the model's inference output, which for HA-CNN
-is not the training outputs (`build_compiled_model`). Its `BackupAndRestore` has no multi-worker mode (and is not
+without an axis. (Under a strategy it builds the compiled loss from a symbolic inference call; HA-CNN returns the
+same outputs in both modes, so that needs nothing here.) Its `BackupAndRestore` has no multi-worker mode (and is not
 crash-safe): training backs up with `hacnn_tf.callbacks.EpochBackup`, the one backup of single-process and
 distributed runs, written by the chief only and restored by every worker (`hacnn_tf.trainer.open_run`).
 """
@@ -218,25 +218,6 @@ def configure_batch_norm(model: keras.Model, strategy: tf.distribute.Strategy, s
     for layer in layers:
         layer.synchronized = True  # read at call time by BatchNormalization._moments
     return len(layers)
-
-
-def build_compiled_model(model: keras.Model, input_size, target_names) -> None:
-    """Builds a compiled HA-CNN, its compiled loss and its optimizer in the current strategy scope.
-
-    Under a strategy, Keras builds what is still unbuilt when `fit` starts from a symbolic call of the model with
-    `training=False`; HA-CNN then returns its embedding, not the training outputs its losses are keyed by, and the
-    loss cannot be built. Building the loss here from the symbolic training outputs (and the model and optimizer)
-    leaves Keras nothing to build. Call it inside `strategy.scope()`, after `compile`.
-    """
-    height, width = input_size
-    model.build((None, height, width, 3))
-    compiled_loss = getattr(model, "_compile_loss", None)
-    if compiled_loss is not None and not compiled_loss.built:
-        outputs = model.compute_output_spec(keras.KerasTensor((None, height, width, 3)), training=True)
-        labels = {name: keras.KerasTensor((None,), "int32") for name in target_names}
-        compiled_loss.build(labels, outputs)
-    if not model.optimizer.built:
-        model.optimizer.build(model.trainable_variables)
 
 
 def check_same_on_all_workers(strategy: tf.distribute.Strategy, name: str, value: int) -> None:

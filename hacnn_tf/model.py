@@ -93,13 +93,15 @@ class HACNN(keras.Model):
             them itself; when False it takes ImageNet-normalised images, as torchreid does.
 
     Call:
-        `model(images, training=False)` -> `(N, 2 * feat_dim)` float32 embedding: each branch L2-normalised, then
-        concatenated (global first). `model(images, training=True)` -> dict with `global_logits`, `local_logits`
-        (when `num_classes`), `global_features`, `local_features` (raw post-ReLU features for metric losses).
+        `model(images, training=...)` -> the same dict in training and inference (float32): `embedding`
+        `(N, 2 * feat_dim)`, each branch L2-normalised, then concatenated (global first; the raw global feature
+        without the local branch); `global_features`, `local_features` (raw post-ReLU features for metric losses);
+        `global_logits`, `local_logits` (when `num_classes`). Inference is `training=False` (the default, also
+        `model.predict`); the training losses are keyed by these names, so `model.evaluate` runs them too.
 
     Example:
         >>> model = HACNN(num_classes=751)
-        >>> model(keras.random.normal((2, 160, 64, 3))).shape
+        >>> model(keras.random.normal((2, 160, 64, 3)))["embedding"].shape
         TensorShape([2, 1024])
     """
 
@@ -244,13 +246,10 @@ class HACNN(keras.Model):
             pooled = ops.reshape(pooled, (-1, self.num_regions * pooled.shape[-1]))
             local_features = ops.relu(self.local_bn(self.local_fc(pooled), training=training))
 
-        if not training:
-            if not self.learn_region:
-                return ops.cast(global_features, "float32")
+        embedding = global_features
+        if self.learn_region:
             embedding = ops.concatenate([l2_normalize(global_features), l2_normalize(local_features)], axis=-1)
-            return ops.cast(embedding, "float32")
-
-        outputs = {"global_features": global_features}
+        outputs = {"embedding": embedding, "global_features": global_features}
         if self.global_classifier is not None:
             outputs["global_logits"] = self.global_classifier(global_features)
         if self.learn_region:

@@ -24,7 +24,6 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import keras
 import pandas as pd
-import tensorflow as tf
 import yaml
 
 from hacnn_tf import distribute
@@ -561,8 +560,6 @@ def _fit(config, dataset, strategy, role, run, output_dir, write_dir, verbose, e
         steps = steps_per_epoch(config, dataset)
         model.compile(optimizer=build_optimizer(config, steps, epochs), loss=losses, loss_weights=loss_weights,
                       jit_compile=bool(train["jit_compile"]))
-        if tf.distribute.has_strategy():
-            distribute.build_compiled_model(model, config["model"]["input_size"], list(losses))
         if run.backup is not None:
             try:
                 restore_backup(model, run.backup)

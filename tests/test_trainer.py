@@ -55,7 +55,7 @@ def test_fit_logs_reid_metrics_and_writes_checkpoints(tmp_path, tiny_synthetic):
               "np.save(sys.argv[3], np.asarray(m(np.load(sys.argv[2]))))")
     subprocess.run([sys.executable, "-c", script, str(tmp_path / "last.keras"), str(tmp_path / "images.npy"),
                     str(tmp_path / "out.npy")], check=True)
-    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), model(images), atol=1e-6)
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), model(images)["embedding"], atol=1e-6)
 
 
 KILLED_RUN = """

@@ -24,7 +24,7 @@ def extract_features(model: keras.Model, table: pd.DataFrame, batch_size: int = 
     normalize = not getattr(model, "include_preprocessing", False)
     dataset = make_eval_dataset(table, model.input_size, batch_size, normalize=normalize)
     height, width = model.input_size
-    embed = tf.function(lambda images: model(images, training=False),
+    embed = tf.function(lambda images: model(images, training=False)["embedding"],
                         input_signature=[tf.TensorSpec((None, height, width, 3), tf.float32)])
     chunks = []
     for images in dataset:

@@ -62,7 +62,7 @@ def _embedding_fn(model: HACNN):
         count = tf.shape(images)[0]
         # Convolutions refuse an empty batch; one image of zeros stands in and is sliced away.
         padded = tf.concat([images, tf.zeros((1, height, width, 3), images.dtype)], axis=0)[:tf.maximum(count, 1)]
-        embedding = model(model_inputs(model, padded), training=False)
+        embedding = model(model_inputs(model, padded), training=False)["embedding"]
         return {OUTPUT: embedding[:count]}
 
     return embed
@@ -276,4 +276,4 @@ def row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _keras_embedding(model: HACNN, pixels) -> np.ndarray:
-    return keras.ops.convert_to_numpy(model(model_inputs(model, pixels), training=False))
+    return keras.ops.convert_to_numpy(model(model_inputs(model, pixels), training=False)["embedding"])

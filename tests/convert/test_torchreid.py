@@ -49,7 +49,7 @@ def test_imported_model_equals_torchreid_eval_output(reference, checkpoint):
     for images in batches(seed=1):
         with torch.no_grad():
             expected = reference(nchw(images)).numpy()
-        actual = np.asarray(model(images))
+        actual = np.asarray(model(images)["embedding"])
         worst = max(worst, float(np.abs(actual - expected).max()))
     assert worst <= 1e-4, worst
 
@@ -76,9 +76,9 @@ def test_align_corners_checkpoint_parity(tmp_path, reference_align_corners):
     for images in batches(seed=2, sizes=(2, 5)):
         with torch.no_grad():
             expected = reference_align_corners(nchw(images)).numpy()
-        assert np.abs(np.asarray(model(images)) - expected).max() <= 1e-4
+        assert np.abs(np.asarray(model(images)["embedding"]) - expected).max() <= 1e-4
         # The flag matters: the other convention is measurably off.
-        assert np.abs(np.asarray(mismatched(images)) - expected).max() > 1e-3
+        assert np.abs(np.asarray(mismatched(images)["embedding"]) - expected).max() > 1e-3
 
 
 def test_training_mode_outputs_equal_torchreid_train_mode(torchreid_hacnn, torchreid_model_factory, tmp_path):
@@ -150,7 +150,7 @@ def test_command_converts_to_a_keras_file(tmp_path, checkpoint, reference, capsy
     images = batches(seed=4, sizes=(2,))[0]
     with torch.no_grad():
         expected = reference(nchw(images)).numpy()
-    assert np.abs(np.asarray(model(images)) - expected).max() <= 1e-4
+    assert np.abs(np.asarray(model(images)["embedding"]) - expected).max() <= 1e-4
     # `hacnn-tf convert` and the earlier `hacnn-convert-torchreid` name are the same entry point.
     result = subprocess.run([sys.executable, "-m", "hacnn_tf.cli", "convert", "--help"], capture_output=True,
                             text=True, check=True)

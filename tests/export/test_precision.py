@@ -54,10 +54,10 @@ def test_float16_embedding_of_a_zero_branch_is_zero_not_nan():
     images = np.random.default_rng(10).normal(size=(2, 64, 32, 3)).astype("float32")
     plain = HACNN.from_config({**model.get_config(), "dtype": "mixed_float16"})
     plain.set_weights(model.get_weights())
-    assert np.isnan(plain(images, training=False).numpy()[:, :32]).all()
+    assert np.isnan(plain(images, training=False)["embedding"].numpy()[:, :32]).all()
     variant = mixed_precision_model(model, "fp16")
     assert variant.global_bn.compute_dtype == "float32" and variant.stem.compute_dtype == "float16"
-    embedding = variant(images, training=False).numpy()
+    embedding = variant(images, training=False)["embedding"].numpy()
     np.testing.assert_array_equal(embedding[:, :32], 0.0)
     np.testing.assert_allclose(np.linalg.norm(embedding[:, 32:], axis=-1), 1.0, atol=1e-5)
 

@@ -43,7 +43,7 @@ def loaded(exported):
 
 def keras_embedding(model, image_files):
     pixels = tf.stack([decode_and_resize(data, model.input_size) for data in image_files])
-    return model(normalize_images(pixels), training=False).numpy()
+    return model(normalize_images(pixels), training=False)["embedding"].numpy()
 
 
 def test_versioned_layout_and_signatures(exported, loaded, model):
@@ -96,8 +96,8 @@ def test_model_that_normalises_itself_is_not_normalised_twice(tmp_path, image_fi
     loaded = tf.saved_model.load(str(export_saved_model(model, tmp_path, "hacnn", 1, check=False)))
     pixels = tf.stack([decode_and_resize(data, model.input_size) for data in image_files])
     exported = loaded.signatures["embed_images"](images=pixels)["embedding"].numpy()
-    np.testing.assert_allclose(exported, model(pixels, training=False).numpy(), atol=1e-5)
-    assert np.abs(exported - model(normalize_images(pixels), training=False).numpy()).max() > 1e-3
+    np.testing.assert_allclose(exported, model(pixels, training=False)["embedding"].numpy(), atol=1e-5)
+    assert np.abs(exported - model(normalize_images(pixels), training=False)["embedding"].numpy()).max() > 1e-3
 
 
 def test_self_check_catches_a_different_model(exported):

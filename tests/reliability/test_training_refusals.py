@@ -21,7 +21,7 @@ import pytest
 
 import training.fit
 from hacnn_tf import trainer
-from hacnn_tf.callbacks import BackupError, checkpoint_info, committed_backups, restore_backup, write_backup
+from hacnn_tf.callbacks import BackupError, committed_backups, restore_backup, write_backup
 from hacnn_tf.trainer import fit, load_config, open_run, start_over
 
 # Each override and (a part of) its error.

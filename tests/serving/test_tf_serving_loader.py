@@ -24,7 +24,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def keras_embedding(model, pixels):
-    return keras.ops.convert_to_numpy(model(model_inputs(model, tf.constant(pixels)), training=False))
+    return keras.ops.convert_to_numpy(model(model_inputs(model, tf.constant(pixels)), training=False)["embedding"])
 
 
 def encoded_batch(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -103,7 +103,7 @@ def test_self_check_fails_an_export_the_session_loader_cannot_serve(tmp_path, ex
 
     @tf.function(input_signature=[tf.TensorSpec((None, 64, 32, 3), tf.float32, "images")], autograph=False)
     def embed(images):
-        return {"embedding": export_model(model_inputs(export_model, images), training=False)}
+        return {"embedding": export_model(model_inputs(export_model, images), training=False)["embedding"]}
 
     @tf.function(input_signature=[tf.TensorSpec((None,), tf.string, "image_bytes")], autograph=False)
     def serve(image_bytes):

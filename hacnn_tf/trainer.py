@@ -32,7 +32,7 @@ from hacnn_tf.callbacks import (MODEL_FILE, AtomicModelCheckpoint, Backup, Backu
                                 restore_backup)
 from hacnn_tf.data.datasets import ReIDDataset, load_dataset
 from hacnn_tf.data.pipeline import epoch_plan, make_train_dataset
-from hacnn_tf.evaluation.callback import ReIDEvaluation
+from hacnn_tf.callbacks import ReIDEvaluation
 from hacnn_tf.io_utils import atomic_output, exclusive_lock, move_aside, remove_partial_files
 from hacnn_tf.losses import hacnn_losses
 from hacnn_tf.model import HACNN

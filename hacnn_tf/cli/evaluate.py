@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from hacnn_tf.evaluation.checkpoint import evaluate_checkpoint
+    from hacnn_tf.jobs.evaluate import evaluate_checkpoint
     from hacnn_tf.evaluation.resources import describe
 
     table = evaluate_checkpoint(args.checkpoint, args.dataset, args.root, args.output, metric=args.metric,

@@ -35,7 +35,7 @@ from hacnn_tf.trainer import open_run
 SCENARIO = r'''
 import pathlib, types
 import keras, numpy as np
-from hacnn_tf.evaluation.callback import ReIDEvaluation
+from hacnn_tf.callbacks import ReIDEvaluation
 from hacnn_tf.trainer import build_callbacks, load_config, open_run
 from hacnn_tf.callbacks import restore_backup
 

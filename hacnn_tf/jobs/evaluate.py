@@ -1,4 +1,4 @@
-"""Evaluate a trained or imported HA-CNN checkpoint on a data set: the library behind `training/evaluate.py`."""
+"""Evaluate a trained or imported HA-CNN checkpoint on a data set (the job behind `hacnn-tf evaluate`)."""
 
 from __future__ import annotations
 

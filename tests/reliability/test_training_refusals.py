@@ -177,7 +177,7 @@ def test_overwrite_moves_the_old_run_aside(tmp_path, tiny_synthetic, monkeypatch
     assert start_over(run_dir).name.startswith("run.old-") and len(list(tmp_path.glob("run.old-*"))) == 2
     # The command line: --overwrite reaches fit.
     calls = []
-    monkeypatch.setattr(training.fit, "fit", lambda config, overwrite: calls.append(overwrite))
+    monkeypatch.setattr(trainer, "fit", lambda config, overwrite: calls.append(overwrite))
     training.fit.main(["--set", f"output.dir={run_dir}", "--overwrite"])
     training.fit.main(["--set", f"output.dir={run_dir}"])
     assert calls == [True, False]

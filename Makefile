@@ -24,7 +24,7 @@ $(TEST): $(BASE)
 	touch $@
 
 $(BENCH): $(BASE)
-	$(BIN)/python -m pip install --quiet -e '.[bench,litert,serving]'
+	$(BIN)/python -m pip install --quiet -e '.[bench,litert,serving,onnx,openvino]'
 	touch $@
 
 demo: $(BASE)

@@ -19,7 +19,8 @@ _CHECKPOINT_SUFFIXES = (".keras", ".pth", ".tar", ".pt")
 
 def load_embedder(path: str | os.PathLike, **kwargs) -> Embedder:
     """An `Embedder` for `path`: a `.keras` file or torchreid checkpoint (`KerasEmbedder`), a SavedModel folder
-    (`SavedModelEmbedder`), or a file of another runtime recognised by its suffix (`.tflite`). `kwargs` go to the
+    (`SavedModelEmbedder`), or a file of another runtime recognised by its suffix (`.tflite`: LiteRT, `.onnx`:
+    ONNX Runtime, `.xml`: OpenVINO IR). `kwargs` go to the
     embedder (e.g. `batch_size`, `num_threads`)."""
     path = pathlib.Path(path)
     if path.is_dir():

@@ -52,7 +52,7 @@ def test_fit_logs_reid_metrics_and_writes_checkpoints(tmp_path, tiny_synthetic):
     np.save(tmp_path / "images.npy", images)
     # A compiled checkpoint (custom losses, optimizer state) loads in a fresh process after `import hacnn_tf`.
     script = ("import sys, keras, numpy as np, hacnn_tf; m = keras.saving.load_model(sys.argv[1]); "
-              "np.save(sys.argv[3], np.asarray(m(np.load(sys.argv[2]))))")
+              "np.save(sys.argv[3], np.asarray(m(np.load(sys.argv[2]))[\"embedding\"]))")
     subprocess.run([sys.executable, "-c", script, str(tmp_path / "last.keras"), str(tmp_path / "images.npy"),
                     str(tmp_path / "out.npy")], check=True)
     np.testing.assert_allclose(np.load(tmp_path / "out.npy"), model(images)["embedding"], atol=1e-6)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import pathlib
 import threading
-import time
 
 import numpy as np
 
@@ -47,14 +46,3 @@ class TFLiteEmbedder:
         if len(images) == 0:
             return np.zeros((0, int(self.output["shape"][-1])), np.float32)
         return np.stack([self.embed_one(image) for image in images])
-
-    def latency_ms(self, image: np.ndarray, runs: int = 30, warmup: int = 5) -> float:
-        """Median batch-1 latency in milliseconds."""
-        for _ in range(warmup):
-            self.embed_one(image)
-        times = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            self.embed_one(image)
-            times.append(time.perf_counter() - start)
-        return 1000.0 * float(np.median(times))

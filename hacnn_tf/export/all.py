@@ -8,7 +8,7 @@ import os
 import pathlib
 import shutil
 import tempfile
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import keras
 import numpy as np
@@ -72,12 +72,13 @@ def export_all(
     calibration_images: np.ndarray | None = None,
     check_images: np.ndarray | None = None,
     saved_model: str | os.PathLike | None = None,
+    saved_model_options: Mapping[str, Any] | None = None,
 ) -> dict[str, pathlib.Path]:
     """Writes each of `formats` to `<out_dir>/<format>-<precision>/` with a `manifest.json` (`write_manifest`),
     converting all from one float32 SavedModel export; returns `{format: folder}`.
 
-    - `saved_model-fp32`, `-bf16`, `-fp16`: `hacnn/1/`, TF Serving's layout (`export_saved_model(precision=...)`,
-      self-checked), for TF Serving or `SavedModelEmbedder`;
+    - `saved_model-fp32`, `-bf16`, `-fp16`: `hacnn/1/` (`<model_name>/<version>/`), TF Serving's layout
+      (`export_saved_model(precision=...)`, self-checked), for TF Serving or `SavedModelEmbedder`;
     - `tflite-fp32`, `-fp16`, `-dynamic`, `-int8`: `hacnn.tflite` (batch 1, `convert_tflite`), for LiteRT;
     - `onnx-fp32`: `hacnn.onnx` (`convert_onnx`, dynamic batch), for ONNX Runtime (`ONNXEmbedder`);
     - `openvino-fp32`: `hacnn.xml` + `hacnn.bin` (`convert_openvino`, float32 weights), for `OpenVINOEmbedder`.
@@ -97,6 +98,8 @@ def export_all(
         check_images: `(N, H, W, 3)` held-out pixels for the parity check.
         saved_model: an existing `export_saved_model(model, ...)` version folder to convert from (copied for
             `saved_model-fp32`) instead of exporting one.
+        saved_model_options: keyword arguments of every `export_saved_model` call (`model_name`, `version`,
+            `warmup_images`, `max_pixels`; default `hacnn`, 1).
     """
     formats = tuple(dict.fromkeys(formats))
     unknown = [name for name in formats if name not in FORMATS]
@@ -105,6 +108,7 @@ def export_all(
     if "tflite-int8" in formats and calibration_images is None:
         raise ValueError("tflite-int8 needs calibration_images (training images, pixels 0..255)")
     out_dir = pathlib.Path(out_dir)
+    options = {"model_name": MODEL_NAME, "version": 1, **(saved_model_options or {})}
     existing = [str(out_dir / name) for name in formats if (out_dir / name).exists()]
     if existing:
         raise FileExistsError(f"{existing} exist: export into a new folder")
@@ -121,11 +125,11 @@ def export_all(
         scratch = pathlib.Path(scratch)
         source_folder = scratch / "saved_model-fp32"
         if saved_model is None:
-            source = export_saved_model(model, source_folder, MODEL_NAME, 1)
+            source = export_saved_model(model, source_folder, **options)
         else:
-            source = source_folder / MODEL_NAME / "1"
+            source = source_folder / options["model_name"] / str(options["version"])
             shutil.copytree(saved_model, source)
-        staged = _convert(model, source, scratch, formats, calibration_images)
+        staged = _convert(model, source, scratch, formats, calibration_images, options)
         for name, stage in staged.items():
             results = {}
             for check, make_embedder in stage.embedders.items():
@@ -157,9 +161,9 @@ def _input_spec(batch: int, model: HACNN, signature: str | None = None) -> dict:
 
 
 def _convert(model: HACNN, source: pathlib.Path, scratch: pathlib.Path, formats: Sequence[str],
-             calibration_images: np.ndarray | None) -> dict[str, _Staged]:
+             calibration_images: np.ndarray | None, saved_model_options: Mapping[str, Any]) -> dict[str, _Staged]:
     """Every format of `formats` converted from the float32 SavedModel `source` into a staging folder in
-    `scratch`."""
+    `scratch` (the other SavedModels exported with `saved_model_options`)."""
     from hacnn_tf.runtime.saved_model import SavedModelEmbedder
 
     base_versions = {"hacnn-tf": hacnn_tf.__version__, "tensorflow": tf.__version__, "keras": keras.__version__}
@@ -169,9 +173,10 @@ def _convert(model: HACNN, source: pathlib.Path, scratch: pathlib.Path, formats:
             continue
         precision = name.split("-")[1]
         folder = scratch / name
-        version = source if precision == "fp32" else export_saved_model(model, folder, MODEL_NAME, 1,
+        version = source if precision == "fp32" else export_saved_model(model, folder, **saved_model_options,
                                                                          precision=precision)
-        staged[name] = _Staged(folder, f"{MODEL_NAME}/1", _input_spec(-1, model, IMAGES_SIGNATURE), base_versions,
+        model_path = f"{saved_model_options['model_name']}/{saved_model_options['version']}"
+        staged[name] = _Staged(folder, model_path, _input_spec(-1, model, IMAGES_SIGNATURE), base_versions,
                                {name: lambda v=version: SavedModelEmbedder(v)})
     tflite = [name for name in formats if name.startswith("tflite-")]
     if tflite:

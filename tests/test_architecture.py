@@ -13,7 +13,7 @@ LAYERS = {
     "layers": 2,
     "model": 3, "losses": 3,
     "convert": 4, "serving": 4,
-    "evaluation": 5, "runtime": 5, "visualization": 5,
+    "evaluation": 5, "runtime": 5, "tracking": 5, "visualization": 5,
     "export": 6,
     "callbacks": 7, "distribute": 7, "trainer": 7,
     "jobs": 8,

@@ -1,0 +1,126 @@
+"""`ReIDEmbedder` against crops cut and resized independently (numpy slicing, one `tf.image.resize` per crop) and
+embedded by the model itself; boxmot's `get_features`; the README's tracker loop."""
+
+import pathlib
+import re
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from hacnn_tf.runtime.keras_model import KerasEmbedder
+from hacnn_tf.tracking import ReIDEmbedder
+
+README = pathlib.Path(__file__).resolve().parents[2] / "README.md"
+
+
+def reference_crop(frame: np.ndarray, box, input_size) -> np.ndarray | None:
+    """The documented crop, written out: clip to the frame, floor/ceil to pixels, slice, resize; None if invalid."""
+    box = np.asarray(box, np.float64)
+    if not np.isfinite(box).all():
+        return None
+    height, width = frame.shape[:2]
+    x1, x2 = np.clip(box[[0, 2]], 0, width)
+    y1, y2 = np.clip(box[[1, 3]], 0, height)
+    if x2 <= x1 or y2 <= y1:
+        return None
+    region = frame[int(np.floor(y1)):int(np.ceil(y2)), int(np.floor(x1)):int(np.ceil(x2))].astype(np.float32)
+    return tf.image.resize(region, input_size, method="bilinear", antialias=True).numpy()
+
+
+def reference_embeddings(embedder: KerasEmbedder, frames, boxes) -> np.ndarray:
+    """Each box's crop embedded alone (`reference_crop`), zeros for an invalid box."""
+    rows = []
+    for frame, frame_boxes in zip(frames, boxes):
+        for box in frame_boxes:
+            crop = reference_crop(frame, box, embedder.input_size)
+            rows.append(np.zeros(embedder.feature_dim, np.float32) if crop is None else embedder(crop[None])[0])
+    return np.stack(rows)
+
+
+# Boxes at every edge case: inside, at the borders, fractional, 1 and 2 px, larger than the frame, partly and wholly
+# outside, zero area, inverted, NaN, infinite.
+FRAME_BOXES = np.array([
+    [10, 20, 40, 90], [0, 0, 30, 60], [60, 50, 90, 120], [12.4, 33.7, 41.2, 80.9], [5, 5, 6, 6], [7, 7, 9, 8],
+    [-50, -40, 200, 300], [70, 100, 130, 160], [200, 10, 260, 50], [20, 20, 20, 60], [30, 40, 10, 20],
+    [np.nan, 1, 20, 30], [0, 0, np.inf, 50],
+], np.float32)
+INVALID = [8, 9, 10, 11, 12]
+
+
+@pytest.fixture(scope="module")
+def keras_embedder(export_model):
+    return KerasEmbedder(export_model)
+
+
+@pytest.fixture(scope="module")
+def frames():
+    rng = np.random.default_rng(5)
+    return [rng.integers(0, 256, (120, 90, 3), dtype=np.uint8), rng.integers(0, 256, (70, 150, 3), dtype=np.uint8)]
+
+
+def test_every_box_equals_its_crop_embedded_alone(export_model, keras_embedder, frames):
+    embedder = ReIDEmbedder(export_model, batch_size=4)
+    got = embedder(frames[0], FRAME_BOXES)
+    want = reference_embeddings(keras_embedder, frames[:1], [FRAME_BOXES])
+    assert got.shape == (len(FRAME_BOXES), 64) and got.dtype == np.float32
+    np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
+    assert not got[INVALID].any()
+    np.testing.assert_allclose(np.linalg.norm(np.delete(got, INVALID, 0), axis=1), np.sqrt(2), atol=1e-5)
+
+
+def test_several_frames_in_one_call_come_frame_then_box(export_model, keras_embedder, frames):
+    boxes = [FRAME_BOXES[:5], np.zeros((0, 4)), FRAME_BOXES[3:9] * [1.5, 0.5, 1.5, 0.5]]
+    got = ReIDEmbedder(export_model)([frames[0], frames[1][:, :40], frames[1]], boxes)
+    want = reference_embeddings(keras_embedder, [frames[0], frames[1][:, :40], frames[1]], boxes)
+    np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
+    assert ReIDEmbedder(export_model)([], []).shape == (0, 64)
+    assert ReIDEmbedder(export_model)(frames[0], np.zeros((0, 4))).shape == (0, 64)
+
+
+def test_channel_order_and_float_frames(export_model, frames):
+    rgb = ReIDEmbedder(export_model)(frames[0], FRAME_BOXES)
+    bgr = ReIDEmbedder(export_model, channel_order="BGR")(np.ascontiguousarray(frames[0][..., ::-1]), FRAME_BOXES)
+    np.testing.assert_allclose(bgr, rgb, atol=1e-5, rtol=0)
+    as_float = ReIDEmbedder(export_model)(frames[0].astype(np.float32), FRAME_BOXES)
+    np.testing.assert_allclose(as_float, rgb, atol=1e-5, rtol=0)
+    assert np.abs(ReIDEmbedder(export_model)(frames[0][..., ::-1], FRAME_BOXES[:3]) - rgb[:3]).max() > 1e-3
+
+
+def test_get_features_is_boxmots_call(export_model, frames):
+    """boxmot passes the BGR frame as OpenCV reads it and wants unit-length rows."""
+    embedder = ReIDEmbedder(export_model)  # channel_order does not apply to get_features
+    bgr = np.ascontiguousarray(frames[0][..., ::-1])
+    features = embedder.get_features(FRAME_BOXES, bgr)
+    rgb = embedder(frames[0], FRAME_BOXES)
+    valid = np.delete(np.arange(len(FRAME_BOXES)), INVALID)
+    np.testing.assert_allclose(features[valid], rgb[valid] / np.sqrt(2), atol=1e-5, rtol=0)
+    assert not features[INVALID].any()
+    assert embedder.get_features(np.zeros((0, 4)), bgr).shape == (0, 64)
+
+
+def test_refusals_name_the_input(export_model, frames):
+    embedder = ReIDEmbedder(export_model)
+    with pytest.raises(ValueError, match=r"boxes of frame 0 must be \(B, 4\).*\(3, 5\)"):
+        embedder(frames[0], np.zeros((3, 5)))
+    with pytest.raises(ValueError, match=r"frame 1 must be \(height, width, 3\).*\(70, 150\)"):
+        embedder([frames[0], frames[1][..., 0]], [FRAME_BOXES, FRAME_BOXES])
+    with pytest.raises(ValueError, match="2 frames and 1 box arrays"):
+        embedder(frames, [FRAME_BOXES])
+    with pytest.raises(ValueError, match="sequence of"):
+        embedder(frames, FRAME_BOXES)
+    with pytest.raises(ValueError, match="channel_order"):
+        ReIDEmbedder(export_model, channel_order="bgr")
+    with pytest.raises(TypeError, match="model path, an Embedder or a Keras HACNN"):
+        ReIDEmbedder(42)
+
+
+def test_readme_tracker_loop_runs(exported_saved_model):
+    """The README's "Use it in a tracker" example, run on the exported SavedModel: the greedy cosine association
+    recovers which detection of the moved frame is which track."""
+    section = README.read_text().split("## Use it in a tracker", 1)[1].split("\n## ", 1)[0]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    assert '"exported/hacnn/1"' in code
+    namespace = {}
+    exec(code.replace('"exported/hacnn/1"', repr(str(exported_saved_model))), namespace)
+    assert sorted(namespace["pairs"]) == [(0, 1), (1, 2), (2, 0)]

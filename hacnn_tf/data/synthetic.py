@@ -19,11 +19,12 @@ import argparse
 import dataclasses
 import io
 import json
+import os
 import pathlib
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from PIL import Image
@@ -139,7 +140,16 @@ def _smooth_noise(rng: np.random.Generator, height: int, width: int, amplitude: 
 # Rendering
 
 
-class _Renderer:
+def figure_extent(person: dict) -> tuple[float, float, float, float]:
+    """The silhouette `Renderer.figure` paints, as (left, top, right, bottom) offsets in figure heights from the
+    horizontal centre and from the top argument: the head's crown at 0.015, the shoes' soles at 0.99, the arms'
+    outer edge at the shoulders, (0.118 - 0.03 * 0.01 + 0.045) * build, or the bag's outer edge on its side."""
+    arms = (0.118 - 0.03 * 0.01 + 0.045) * person["build"]
+    bag = 0.155 * person["build"] + 0.05
+    return (-bag if person["bag"] == 2 else -arms, 0.015, bag if person["bag"] == 1 else arms, 0.99)
+
+
+class Renderer:
     """Draws figures over camera backgrounds on a fixed pixel grid."""
 
     def __init__(self, height: int, width: int):
@@ -159,8 +169,9 @@ class _Renderer:
         return image
 
     def figure(self, image: np.ndarray, rng: np.random.Generator, person: dict, fh: float, cx: float, top: float
-               ) -> None:
+               ) -> np.ndarray:
         """Paints `person` in place: figure height `fh` pixels, horizontal centre `cx`, top of the head `top`.
+        Returns the `(height, width)` bool mask of the pixels painted (the figure's silhouette).
 
         Parts are painted as slot numbers into a label map, back to front, then coloured in one look-up."""
         u = (self.xs - cx) / fh
@@ -214,7 +225,9 @@ class _Renderer:
                          _CLOTHES[person["upper"]], _CLOTHES[person["upper2"]], _CLOTHES[person["lower"]],
                          _SHOES[person["shoes"]], _CLOTHES[person["bag_colour"]]])
         colours = np.clip((base + person["tint"]) * rng.normal(1.0, 0.04, 3).astype(np.float32), 0, 255)
-        np.copyto(image, colours[labels], where=(labels > bg)[..., None])
+        mask = labels > bg
+        np.copyto(image, colours[labels], where=mask[..., None])
+        return mask
 
     def occlude(self, image: np.ndarray, rng: np.random.Generator, camera: dict[str, object]) -> None:
         """A block over part of the body: from below (a bench, a car) or from a side (another passer-by)."""
@@ -231,7 +244,7 @@ class _Renderer:
                 image[y0:, self.width - w:] = rgb
 
 
-def _finish(image: np.ndarray, rng: np.random.Generator, camera: dict[str, object], flip: bool) -> Image.Image:
+def finish(image: np.ndarray, rng: np.random.Generator, camera: dict[str, object], flip: bool) -> Image.Image:
     """Camera colour cast, brightness, blur and noise; returns the 8-bit image."""
     gain = camera["gain"] * np.float32(camera["brightness"] * rng.uniform(0.9, 1.1))
     image = image * gain
@@ -247,7 +260,7 @@ def _finish(image: np.ndarray, rng: np.random.Generator, camera: dict[str, objec
     return Image.fromarray(np.clip(image + 0.5, 0, 255).astype(np.uint8))
 
 
-def _render(renderer: _Renderer, rng: np.random.Generator, person: dict, camera: dict, kind: str) -> Image.Image:
+def _render(renderer: Renderer, rng: np.random.Generator, person: dict, camera: dict, kind: str) -> Image.Image:
     """One crop of `person` seen by `camera`; `kind` "junk" makes a bad detection (mostly background)."""
     height, width = renderer.height, renderer.width
     image = renderer.background(rng, camera)
@@ -266,7 +279,7 @@ def _render(renderer: _Renderer, rng: np.random.Generator, person: dict, camera:
         renderer.figure(image, rng, person, fh, cx, top)
         if rng.random() < 0.12:
             renderer.occlude(image, rng, camera)
-    return _finish(image, rng, camera, flip=bool(rng.random() < 0.5))
+    return finish(image, rng, camera, flip=bool(rng.random() < 0.5))
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -334,20 +347,28 @@ def generate(
     config = SyntheticConfig(num_train_ids, num_test_ids, num_cameras, tuple(images_per_id_per_camera),
                              num_distractors, num_junk, seed, height, width, jpeg_quality)
     _check(config)
-    root = pathlib.Path(root).expanduser().absolute()
     params = {"format_version": _FORMAT_VERSION, **dataclasses.asdict(config)}
     params["images_per_id_per_camera"] = list(config.images_per_id_per_camera)
-    marker = root / _MARKER
+    return write_once(root, params, _MARKER, lambda out: _write(config, out))
+
+
+def write_once(root: str | os.PathLike, params: dict, marker_name: str,
+               write: Callable[[pathlib.Path], None]) -> pathlib.Path:
+    """Writes a generated folder at `root` once: returns at once when `root/marker_name` holds `params`; else
+    `write(tmp)` fills a temporary folder beside `root`, which gets the marker and is renamed to `root` (replacing
+    a folder of other params). Any other non-empty `root` raises FileExistsError."""
+    root = pathlib.Path(root).expanduser().absolute()
+    marker = root / marker_name
     if marker.is_file() and json.loads(marker.read_text()) == params:
         return root
     if root.exists() and not marker.is_file() and any(root.iterdir()):
-        raise FileExistsError(f"{root} is not empty and holds no synthetic data set; choose another root")
+        raise FileExistsError(f"{root} is not empty and holds no generated set (no {marker_name}); choose another root")
 
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = pathlib.Path(tempfile.mkdtemp(prefix=root.name + ".tmp-", dir=root.parent))
     try:
-        _write(config, tmp)
-        (tmp / _MARKER).write_text(json.dumps(params, indent=1, sort_keys=True))
+        write(tmp)
+        (tmp / marker_name).write_text(json.dumps(params, indent=1, sort_keys=True))
         if marker.is_file() and json.loads(marker.read_text()) == params:  # written meanwhile by another process
             shutil.rmtree(tmp)
             return root
@@ -360,15 +381,21 @@ def generate(
     return root
 
 
-def _write(config: SyntheticConfig, out: pathlib.Path) -> None:
-    seeds = np.random.SeedSequence(config.seed).spawn(2)
-    rng = np.random.default_rng(seeds[0])
+def draw_world(config: SyntheticConfig) -> tuple[list[dict], list[dict], list[tuple[str, int, int, int]]]:
+    """The cameras, the identities and the image list (folder, person index, Market pid, camera) of the set that
+    `config` writes: the same draws `generate` makes, so other renderings of it show the same people and cameras."""
+    rng = np.random.default_rng(np.random.SeedSequence(config.seed).spawn(2)[0])
     cameras = [_draw_camera(rng, config.height, config.width) for _ in range(config.num_cameras)]
     people, jobs = _plan(config, rng)
-    renderer = _Renderer(config.height, config.width)
+    return cameras, people, jobs
+
+
+def _write(config: SyntheticConfig, out: pathlib.Path) -> None:
+    cameras, people, jobs = draw_world(config)
+    renderer = Renderer(config.height, config.width)
     for folder in ("bounding_box_train", "query", "bounding_box_test"):
         (out / folder).mkdir()
-    image_seeds = seeds[1].spawn(len(jobs))
+    image_seeds = np.random.SeedSequence(config.seed).spawn(2)[1].spawn(len(jobs))
     for number, ((folder, person, pid, cam), image_seed) in enumerate(zip(jobs, image_seeds)):
         image_rng = np.random.default_rng(image_seed)
         kind = "junk" if pid == -1 else "figure"

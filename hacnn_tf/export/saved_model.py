@@ -25,14 +25,21 @@ from hacnn_tf.layers.preprocessing import model_inputs
 from hacnn_tf.model import HACNN
 from hacnn_tf.serving import tf_serving_loader
 from hacnn_tf.serving.signatures import (
+    BOXES_INPUT,
+    BOXES_PIXELS_SIGNATURE,
+    BOXES_SIGNATURE,
     BYTES_INPUT,
+    FRAME_BYTES_INPUT,
+    FRAMES_INPUT,
     IMAGES_INPUT,
     IMAGES_SIGNATURE,
     OUTPUT,
     SERVING_SIGNATURE,
 )
+from hacnn_tf.tracking import ReIDEmbedder, crop_encoded_frames, crop_frame_boxes, embed_valid_crops
 
-__all__ = ["BYTES_INPUT", "IMAGES_INPUT", "IMAGES_SIGNATURE", "OUTPUT", "PRECISIONS", "SERVING_SIGNATURE",
+__all__ = ["BOXES_INPUT", "BOXES_PIXELS_SIGNATURE", "BOXES_SIGNATURE", "BYTES_INPUT", "FRAME_BYTES_INPUT",
+           "FRAMES_INPUT", "IMAGES_INPUT", "IMAGES_SIGNATURE", "OUTPUT", "PRECISIONS", "SERVING_SIGNATURE",
            "check_saved_model", "export_saved_model", "mixed_precision_model", "remove_orphaned_staging", "row_cosines"]
 
 SELF_CHECK_TOLERANCE = 1e-5
@@ -42,6 +49,10 @@ PRECISIONS = {"fp32": None, "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 # have to allow the 8- or 11-bit mantissa's rounding, ~1e-2, and would then miss a wrong branch normalisation).
 HALF_PRECISION_MIN_COSINE = 0.999
 SELF_CHECK_BATCHES = (1, 3)
+# The box signatures' self-check: frames of these sizes (the bytes signature: two sizes in one request) with boxes
+# inside, at the borders, past them, of 1 px, and padding.
+SELF_CHECK_FRAME_SIZES = ((150, 110), (90, 170))
+SELF_CHECK_BOXES = ((10, 20, 60, 130), (0, 0, 110, 150), (-20, 40, 35, 400), (5.5, 5.2, 6.1, 6.9), (0, 0, 0, 0))
 # Staging folders beside the version folders: `.<version>.partial-<random>/`, locked by the exporting process.
 STAGING_PREFIX = ".partial-"
 _LOCK_FILE = ".lock"
@@ -53,7 +64,8 @@ _UNLOCKED_GRACE_SECONDS = 600
 def _embedding_fn(model: HACNN):
     """`images (N, H, W, 3) float32 in [0, 255] -> {"embedding": (N, D)}` with the serving checks: the shape (a
     loaded SavedModel does not enforce its signature's shape, and a wrong rank would reach kernels that abort the
-    process), finite pixels, and an empty batch giving an empty `(0, D)` result."""
+    process), finite pixels, and an empty batch giving an empty `(0, D)` result. One traced function, which every
+    signature calls: the model's graph is traced and saved once."""
     height, width = model.input_size
 
     def embed(images):
@@ -65,7 +77,7 @@ def _embedding_fn(model: HACNN):
         embedding = model(model_inputs(model, padded), training=False)["embedding"]
         return {OUTPUT: embedding[:count]}
 
-    return embed
+    return tf.function(embed, input_signature=[tf.TensorSpec((None, height, width, 3), tf.float32)], autograph=False)
 
 
 def _bytes_fn(model: HACNN, embed, max_pixels: int):
@@ -84,18 +96,59 @@ def _bytes_fn(model: HACNN, embed, max_pixels: int):
     return serve
 
 
+def _box_rows(embed, crops, valid):
+    """`{"embedding": [N, B, D]}` of the `[N, B]` crops, rows of zeros where a box is invalid (not embedded)."""
+    shape = tf.shape(valid)
+    flat = embed_valid_crops(lambda images: embed(images)[OUTPUT], tf.reshape(crops, tf.concat([[-1], tf.shape(
+        crops)[2:]], 0)), tf.reshape(valid, (-1,)))
+    return {OUTPUT: tf.reshape(flat, tf.concat([shape, tf.shape(flat)[1:]], 0))}
+
+
+def _boxes_fns(model: HACNN, embed, max_pixels: int):
+    """The `embed_boxes` (`frame_bytes [N]` string, `boxes [N, B, 4]`) and `embed_boxes_pixels` (`frames [N, FH, FW,
+    3]` uint8, `boxes`) functions -> `{"embedding": [N, B, D]}`, frames of at most `max_pixels` pixels."""
+
+    def checked_boxes(boxes):
+        return tf.ensure_shape(boxes, (None, None, 4), name="check_boxes_shape")
+
+    def from_bytes(frame_bytes, boxes):
+        nonempty = tf.debugging.assert_greater(
+            tf.strings.length(frame_bytes), 0, message="frame_bytes holds an empty string, not an encoded image")
+        with tf.control_dependencies([nonempty]):
+            crops, valid = crop_encoded_frames(frame_bytes, checked_boxes(boxes), model.input_size, max_pixels)
+        return _box_rows(embed, crops, valid)
+
+    def from_pixels(frames, boxes):
+        frames = tf.ensure_shape(frames, (None, None, None, 3), name="check_frames_shape")
+        shape = tf.shape(frames, out_type=tf.int64)
+        small = tf.debugging.Assert(shape[1] * shape[2] <= max_pixels, [
+            f"Frames too large: more than the limit of {max_pixels} pixels; height x width:", shape[1], shape[2]])
+        with tf.control_dependencies([small]):
+            crops, valid = crop_frame_boxes(frames, checked_boxes(boxes), model.input_size)
+        return _box_rows(embed, crops, valid)
+
+    return from_bytes, from_pixels
+
+
 def build_export_archive(model: HACNN, max_pixels: int = DEFAULT_MAX_PIXELS) -> keras.export.ExportArchive:
     """The exported object: `keras.export.ExportArchive` tracking the model's variables (so that the SavedModel's
     restore op restores exactly the variables the signatures read, as TF Serving's session loader needs), with the
-    `serving_default` (bytes) and `embed_images` (pixels) endpoints."""
+    `serving_default` (bytes), `embed_images` (pixels), `embed_boxes` (encoded frames and boxes) and
+    `embed_boxes_pixels` (frame pixels and boxes) endpoints."""
     height, width = model.input_size
     archive = keras.export.ExportArchive()
     archive.track(model)
     embed = _embedding_fn(model)
     archive.add_endpoint(SERVING_SIGNATURE, _bytes_fn(model, embed, max_pixels),
                          input_signature=[tf.TensorSpec((None,), tf.string, BYTES_INPUT)])
-    archive.add_endpoint(IMAGES_SIGNATURE, embed,
+    archive.add_endpoint(IMAGES_SIGNATURE, lambda images: embed(images),
                          input_signature=[tf.TensorSpec((None, height, width, 3), tf.float32, IMAGES_INPUT)])
+    from_bytes, from_pixels = _boxes_fns(model, embed, max_pixels)
+    boxes = tf.TensorSpec((None, None, 4), tf.float32, BOXES_INPUT)
+    archive.add_endpoint(BOXES_SIGNATURE, from_bytes,
+                         input_signature=[tf.TensorSpec((None,), tf.string, FRAME_BYTES_INPUT), boxes])
+    archive.add_endpoint(BOXES_PIXELS_SIGNATURE, from_pixels,
+                         input_signature=[tf.TensorSpec((None, None, None, 3), tf.uint8, FRAMES_INPUT), boxes])
     return archive
 
 
@@ -128,9 +181,15 @@ def export_saved_model(model: HACNN, export_dir: str | os.PathLike, model_name: 
     - `serving_default`: `image_bytes` (string `[N]`, encoded JPEG/PNG/BMP/GIF, at most `max_pixels` pixels each by
       their header) -> `embedding` (`[N, D]` float32);
     - `embed_images`: `images` (float32 `[N, H, W, 3]` at the model's input size, RGB pixels in 0..255, finite) ->
-      `embedding`,
+      `embedding`;
+    - `embed_boxes`: `frame_bytes` (string `[N]`, encoded camera frames of any sizes, at most `max_pixels` pixels
+      each) and `boxes` (float32 `[N, B, 4]`, each frame's detector boxes, pixel `x1, y1, x2, y2`, padded with
+      `0, 0, 0, 0`) -> `embedding` (`[N, B, D]`; zeros for an invalid or padding box), crops cut by
+      `hacnn_tf.tracking.crop_boxes`;
+    - `embed_boxes_pixels`: `frames` (uint8 `[N, FH, FW, 3]` RGB, at most `max_pixels` pixels) and `boxes` ->
+      `embedding` (`[N, B, D]`),
 
-    both in inference mode with a dynamic batch (0 included). The version folder appears atomically (staged beside
+    all in inference mode with a dynamic batch (0 included). The version folder appears atomically (staged beside
     it in a locked `.<version>.partial-*` folder, then renamed) with the permissions of the umask; an existing version
     is never overwritten, and staging folders of killed exports are removed first. With `check`, the export is
     reloaded in a fresh process that does not import hacnn_tf, with `tf.saved_model.load` and with TF Serving's TF1
@@ -217,7 +276,9 @@ def check_saved_model(path: str | os.PathLike, model: HACNN, tolerance: float = 
                       scratch_dir: str | os.PathLike | None = None, min_cosine: float | None = None) -> float:
     """Runs the SavedModel at `path` in a fresh Python process that imports TensorFlow but not hacnn_tf, through
     `tf.saved_model.load` and through TF Serving's TF1 session loader (`hacnn_tf.serving.tf_serving_loader`), on
-    batches of 1 and 3 random images: `embed_images` on their pixels and `serving_default` on them PNG-encoded; and
+    batches of 1 and 3 random images: `embed_images` on their pixels and `serving_default` on them PNG-encoded;
+    `embed_boxes` on two PNG frames of different sizes and `embed_boxes_pixels` on two frames, with boxes inside,
+    at and past the borders, of 1 px and of padding (compared with `hacnn_tf.tracking.ReIDEmbedder` on `model`); and
     replays the warm-up records. Every output must equal `model`'s to `tolerance`, or, with `min_cosine` (a
     half-precision export), be finite with each embedding's cosine with `model`'s at least `min_cosine`. Returns the
     max abs diff or raises `RuntimeError`. The scratch files go to a temporary folder in `scratch_dir` (default: the
@@ -236,6 +297,18 @@ def check_saved_model(path: str | os.PathLike, model: HACNN, tolerance: float = 
         expected[IMAGES_SIGNATURE, case] = _keras_embedding(model, images)
         decoded = tf.stack([decode_and_resize(data, model.input_size) for data in encoded[case]])
         expected[SERVING_SIGNATURE, case] = _keras_embedding(model, decoded)
+    frames = [rng.integers(0, 256, size=(*size, 3), dtype=np.uint8) for size in SELF_CHECK_FRAME_SIZES]
+    boxes = np.array([SELF_CHECK_BOXES, SELF_CHECK_BOXES[::-1]], np.float32)
+    same_size = np.stack([frame[:SELF_CHECK_FRAME_SIZES[1][0], :SELF_CHECK_FRAME_SIZES[0][1]] for frame in frames])
+    inputs.update({
+        f"{BOXES_SIGNATURE}:{FRAME_BYTES_INPUT}:frames2": np.array([tf.io.encode_png(f).numpy() for f in frames]),
+        f"{BOXES_SIGNATURE}:{BOXES_INPUT}:frames2": boxes,
+        f"{BOXES_PIXELS_SIGNATURE}:{FRAMES_INPUT}:frames2": same_size,
+        f"{BOXES_PIXELS_SIGNATURE}:{BOXES_INPUT}:frames2": boxes,
+    })
+    embedder = ReIDEmbedder(model)
+    for signature, case_frames in ((BOXES_SIGNATURE, frames), (BOXES_PIXELS_SIGNATURE, list(same_size))):
+        expected[signature, "frames2"] = embedder(case_frames, list(boxes)).reshape(*boxes.shape[:2], -1)
     with tempfile.TemporaryDirectory(prefix=".self-check-", dir=scratch_dir) as scratch:
         inputs_path, outputs_path = pathlib.Path(scratch) / "in.npz", pathlib.Path(scratch) / "out.npz"
         np.savez(inputs_path, **inputs)
@@ -254,9 +327,16 @@ def check_saved_model(path: str | os.PathLike, model: HACNN, tolerance: float = 
             key = f"{loader}:{signature}:{case}:{OUTPUT}"
             if key not in results:
                 raise RuntimeError(f"SavedModel self-check: {path} gave no {OUTPUT!r} for {signature} ({loader})")
+            got, want = results[key].reshape(-1, want.shape[-1]), want.reshape(-1, want.shape[-1])
             # np.maximum/np.minimum keep a NaN (Python's max and min drop it when it comes second).
-            worst = float(np.maximum(worst, np.abs(results[key] - want).max()))
-            worst_cosine = float(np.minimum(worst_cosine, row_cosines(results[key], want).min()))
+            worst = float(np.maximum(worst, np.abs(got - want).max(initial=0.0)))
+            # An invalid box's row is zeros, which have no cosine: it must come back zeros.
+            embedded = np.any(want != 0, axis=1)
+            if np.any(got[~embedded] != 0):
+                raise RuntimeError(f"SavedModel self-check: {path} gave a non-zero {signature} embedding ({loader}) "
+                                   "for a box without a crop")
+            cosines = row_cosines(got[embedded], want[embedded])
+            worst_cosine = float(np.minimum(worst_cosine, cosines.min(initial=1.0)))
     warmups = [key for key in results if key.startswith("warmup:")]
     if any(not np.isfinite(results[key]).all() for key in warmups):
         raise RuntimeError(f"SavedModel self-check: a warm-up record of {path} gave non-finite embeddings")

@@ -102,8 +102,14 @@ def crop_encoded_frames(frame_bytes, boxes, input_size: Sequence[int], max_pixel
         frame = decode_rgb(frame_bytes[row], max_pixels)[None]
         return crop_boxes(frame, frame_boxes, tf.zeros(tf.shape(frame_boxes)[:1], tf.int32), input_size)
 
-    return tf.map_fn(frame_crops, rows, fn_output_signature=(tf.TensorSpec((None, *input_size, 3), tf.float32),
-                                                              tf.TensorSpec((None,), tf.bool)))
+    def crops():
+        return tf.map_fn(frame_crops, rows, fn_output_signature=(tf.TensorSpec((None, *input_size, 3), tf.float32),
+                                                                  tf.TensorSpec((None,), tf.bool)))
+
+    # map_fn cannot stack no frames of an unknown box count.
+    boxes_per_frame = tf.shape(boxes)[1]
+    return tf.cond(tf.size(rows) > 0, crops, lambda: (tf.zeros((0, boxes_per_frame, *input_size, 3), tf.float32),
+                                                      tf.zeros((0, boxes_per_frame), tf.bool)))
 
 
 def embed_valid_crops(embed, crops, valid):

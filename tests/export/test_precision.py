@@ -28,7 +28,7 @@ def op_dtypes(signature) -> collections.Counter:
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_graph_computes_in_half_precision_with_float32_signatures(exported_formats, export_model, precision):
     loaded = tf.saved_model.load(str(exported_formats[f"saved_model-{precision}"] / "hacnn" / "1"))
-    assert set(loaded.signatures) == {"serving_default", "embed_images"}
+    assert set(loaded.signatures) == {"serving_default", "embed_images", "embed_boxes", "embed_boxes_pixels"}
     embed = loaded.signatures["embed_images"]
     assert embed.structured_input_signature[1] == {"images": tf.TensorSpec((None, 64, 32, 3), tf.float32, "images")}
     assert embed.structured_outputs["embedding"].dtype == tf.float32

@@ -50,7 +50,7 @@ def test_versioned_layout_and_signatures(exported, loaded, model):
     assert exported.name == "3" and exported.parent.name == "hacnn"
     assert {p.name for p in exported.iterdir()} >= {"saved_model.pb", "variables", "assets.extra"}
     assert not [p for p in exported.parent.iterdir() if p.name != "3"]  # no staging folder left behind
-    assert set(loaded.signatures) == {"serving_default", "embed_images"}
+    assert set(loaded.signatures) == {"serving_default", "embed_images", "embed_boxes", "embed_boxes_pixels"}
     serve = loaded.signatures["serving_default"]
     assert serve.structured_input_signature[1] == {"image_bytes": tf.TensorSpec((None,), tf.string, "image_bytes")}
     assert serve.structured_outputs["embedding"].shape.as_list() == [None, 64]

@@ -6,46 +6,12 @@ import re
 
 import numpy as np
 import pytest
-import tensorflow as tf
+from crop_reference import FRAME_BOXES, INVALID, reference_embeddings
 
 from hacnn_tf.runtime.keras_model import KerasEmbedder
 from hacnn_tf.tracking import ReIDEmbedder
 
 README = pathlib.Path(__file__).resolve().parents[2] / "README.md"
-
-
-def reference_crop(frame: np.ndarray, box, input_size) -> np.ndarray | None:
-    """The documented crop, written out: clip to the frame, floor/ceil to pixels, slice, resize; None if invalid."""
-    box = np.asarray(box, np.float64)
-    if not np.isfinite(box).all():
-        return None
-    height, width = frame.shape[:2]
-    x1, x2 = np.clip(box[[0, 2]], 0, width)
-    y1, y2 = np.clip(box[[1, 3]], 0, height)
-    if x2 <= x1 or y2 <= y1:
-        return None
-    region = frame[int(np.floor(y1)):int(np.ceil(y2)), int(np.floor(x1)):int(np.ceil(x2))].astype(np.float32)
-    return tf.image.resize(region, input_size, method="bilinear", antialias=True).numpy()
-
-
-def reference_embeddings(embedder: KerasEmbedder, frames, boxes) -> np.ndarray:
-    """Each box's crop embedded alone (`reference_crop`), zeros for an invalid box."""
-    rows = []
-    for frame, frame_boxes in zip(frames, boxes):
-        for box in frame_boxes:
-            crop = reference_crop(frame, box, embedder.input_size)
-            rows.append(np.zeros(embedder.feature_dim, np.float32) if crop is None else embedder(crop[None])[0])
-    return np.stack(rows)
-
-
-# Boxes at every edge case: inside, at the borders, fractional, 1 and 2 px, larger than the frame, partly and wholly
-# outside, zero area, inverted, NaN, infinite.
-FRAME_BOXES = np.array([
-    [10, 20, 40, 90], [0, 0, 30, 60], [60, 50, 90, 120], [12.4, 33.7, 41.2, 80.9], [5, 5, 6, 6], [7, 7, 9, 8],
-    [-50, -40, 200, 300], [70, 100, 130, 160], [200, 10, 260, 50], [20, 20, 20, 60], [30, 40, 10, 20],
-    [np.nan, 1, 20, 30], [0, 0, np.inf, 50],
-], np.float32)
-INVALID = [8, 9, 10, 11, 12]
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +28,7 @@ def frames():
 def test_every_box_equals_its_crop_embedded_alone(export_model, keras_embedder, frames):
     embedder = ReIDEmbedder(export_model, batch_size=4)
     got = embedder(frames[0], FRAME_BOXES)
-    want = reference_embeddings(keras_embedder, frames[:1], [FRAME_BOXES])
+    want = reference_embeddings(keras_embedder, keras_embedder.input_size, frames[:1], [FRAME_BOXES])
     assert got.shape == (len(FRAME_BOXES), 64) and got.dtype == np.float32
     np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
     assert not got[INVALID].any()
@@ -72,7 +38,8 @@ def test_every_box_equals_its_crop_embedded_alone(export_model, keras_embedder, 
 def test_several_frames_in_one_call_come_frame_then_box(export_model, keras_embedder, frames):
     boxes = [FRAME_BOXES[:5], np.zeros((0, 4)), FRAME_BOXES[3:9] * [1.5, 0.5, 1.5, 0.5]]
     got = ReIDEmbedder(export_model)([frames[0], frames[1][:, :40], frames[1]], boxes)
-    want = reference_embeddings(keras_embedder, [frames[0], frames[1][:, :40], frames[1]], boxes)
+    three = [frames[0], frames[1][:, :40], frames[1]]
+    want = reference_embeddings(keras_embedder, keras_embedder.input_size, three, boxes)
     np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
     assert ReIDEmbedder(export_model)([], []).shape == (0, 64)
     assert ReIDEmbedder(export_model)(frames[0], np.zeros((0, 4))).shape == (0, 64)

@@ -23,10 +23,13 @@ from hacnn_tf.serving.signatures import BYTES_INPUT, IMAGES_INPUT, IMAGES_SIGNAT
 MODEL_NAME = "hacnn"
 # `<format>-<precision>`: the folder name under `out_dir`.
 FORMATS = ("saved_model-fp32", "saved_model-bf16", "saved_model-fp16", "tflite-fp32", "tflite-fp16",
-           "tflite-dynamic", "tflite-int8", "onnx-fp32", "openvino-fp32")
+           "tflite-dynamic", "tflite-int8", "tflite-uint8", "tflite_batch-fp32", "onnx-fp32", "openvino-fp32",
+           "openvino-int8")
+# The formats quantised on calibration images.
+CALIBRATED = ("tflite-int8", "tflite-uint8", "openvino-int8")
 # Parity of each format's embeddings with the Keras model's on the check images: `(max abs diff, mean cosine)`
 # bounds, None where not bounded. OpenVINO is also checked at the CPU's default inference precision (bf16 on CPUs
-# with AVX512-BF16 or AMX) against the half-precision bound.
+# with AVX512-BF16 or AMX): float32 IR against the half-precision bound, int8 against the int8 bound.
 FLOAT32_TARGET = (1e-5, None)
 TFLITE_FLOAT32_TARGET = (1e-4, None)
 HALF_PRECISION_TARGET = (None, 0.999)
@@ -34,7 +37,8 @@ INT8_TARGET = (None, 0.99)
 TARGETS = {"saved_model-fp32": FLOAT32_TARGET, "saved_model-bf16": HALF_PRECISION_TARGET,
            "saved_model-fp16": HALF_PRECISION_TARGET, "tflite-fp32": TFLITE_FLOAT32_TARGET,
            "tflite-fp16": HALF_PRECISION_TARGET, "tflite-dynamic": INT8_TARGET, "tflite-int8": INT8_TARGET,
-           "onnx-fp32": FLOAT32_TARGET, "openvino-fp32": FLOAT32_TARGET}
+           "tflite-uint8": INT8_TARGET, "tflite_batch-fp32": TFLITE_FLOAT32_TARGET, "onnx-fp32": FLOAT32_TARGET,
+           "openvino-fp32": FLOAT32_TARGET, "openvino-int8": INT8_TARGET}
 NUM_RANDOM_CHECK_IMAGES = 16
 
 
@@ -48,6 +52,8 @@ class _Staged:
     exporters: dict
     embedders: dict[str, Callable[[], Callable[[np.ndarray], np.ndarray]]]
     notes: dict = dataclasses.field(default_factory=dict)
+    # The parity target of each check not named as the format (default: `HALF_PRECISION_TARGET`).
+    targets: dict = dataclasses.field(default_factory=dict)
 
 
 def parity(embeddings: np.ndarray, reference: np.ndarray) -> dict[str, float]:
@@ -79,22 +85,25 @@ def export_all(
 
     - `saved_model-fp32`, `-bf16`, `-fp16`: `hacnn/1/` (`<model_name>/<version>/`), TF Serving's layout
       (`export_saved_model(precision=...)`, self-checked), for TF Serving or `SavedModelEmbedder`;
-    - `tflite-fp32`, `-fp16`, `-dynamic`, `-int8`: `hacnn.tflite` (batch 1, `convert_tflite`), for LiteRT;
+    - `tflite-fp32`, `-fp16`, `-dynamic`, `-int8`, `-uint8`: `hacnn.tflite` (batch 1, `convert_tflite`), for LiteRT
+      (`TFLiteEmbedder`); `-uint8` is the int8 model taking uint8 pixels (scale 1, zero point 0);
+    - `tflite_batch-fp32`: `hacnn.tflite` with a dynamic batch (`convert_tflite(..., batch=None)`);
     - `onnx-fp32`: `hacnn.onnx` (`convert_onnx`, dynamic batch), for ONNX Runtime (`ONNXEmbedder`);
-    - `openvino-fp32`: `hacnn.xml` + `hacnn.bin` (`convert_openvino`, float32 weights), for `OpenVINOEmbedder`.
+    - `openvino-fp32`: `hacnn.xml` + `hacnn.bin` (`convert_openvino`, float32 weights), for `OpenVINOEmbedder`;
+    - `openvino-int8`: the same quantised by NNCF on `calibration_images` (`quantize_openvino`).
 
     Each format is checked against `model` on `check_images` (default: `calibration_images` when given, else 16
     random pixel images): its embeddings must meet `TARGETS` (float32: max abs diff <= 1e-5, TFLite 1e-4;
-    bf16/fp16: mean cosine >= 0.999; int8 and dynamic-range: mean cosine >= 0.99; OpenVINO at the CPU's default
-    inference precision too). The parity goes into the manifest's notes. A folder appears (renamed from a staging
-    folder) only once its format has passed; if any format misses its target, the others are still written and a
-    `RuntimeError` lists the misses. Existing folders are never overwritten.
+    bf16/fp16: mean cosine >= 0.999; int8, uint8 and dynamic-range: mean cosine >= 0.99; OpenVINO at the CPU's
+    default inference precision too). The parity goes into the manifest's notes. A folder appears (renamed from a
+    staging folder) only once its format has passed; if any format misses its target, the others are still written
+    and a `RuntimeError` lists the misses. Existing folders are never overwritten.
 
     Args:
         model: the float32 Keras HA-CNN.
         out_dir: the parent folder of the format folders.
         formats: names from `FORMATS`.
-        calibration_images: `(N, H, W, 3)` pixels (0..255) of training images, for `tflite-int8`.
+        calibration_images: `(N, H, W, 3)` pixels (0..255) of training images, for the `CALIBRATED` formats.
         check_images: `(N, H, W, 3)` held-out pixels for the parity check.
         saved_model: an existing `export_saved_model(model, ...)` version folder to convert from (copied for
             `saved_model-fp32`) instead of exporting one.
@@ -105,8 +114,9 @@ def export_all(
     unknown = [name for name in formats if name not in FORMATS]
     if unknown:
         raise ValueError(f"unknown formats {unknown}; expected names from {FORMATS}")
-    if "tflite-int8" in formats and calibration_images is None:
-        raise ValueError("tflite-int8 needs calibration_images (training images, pixels 0..255)")
+    calibrated = [name for name in formats if name in CALIBRATED]
+    if calibrated and calibration_images is None:
+        raise ValueError(f"{', '.join(calibrated)} need calibration_images (training images, pixels 0..255)")
     out_dir = pathlib.Path(out_dir)
     options = {"model_name": MODEL_NAME, "version": 1, **(saved_model_options or {})}
     existing = [str(out_dir / name) for name in formats if (out_dir / name).exists()]
@@ -134,7 +144,7 @@ def export_all(
             results = {}
             for check, make_embedder in stage.embedders.items():
                 results[check] = parity(make_embedder()(check_images), reference)
-                target = TARGETS[name] if check == name else HALF_PRECISION_TARGET
+                target = TARGETS[name] if check == name else stage.targets.get(check, HALF_PRECISION_TARGET)
                 if not meets(results[check], target):
                     misses[check] = results[check]
             write_manifest(stage.folder, *name.split("-"), stage.input_spec, stage.exporters, stage.model,
@@ -148,11 +158,15 @@ def export_all(
     return written
 
 
-def _input_spec(batch: int, model: HACNN, signature: str | None = None) -> dict:
-    spec = {IMAGES_INPUT: {"dtype": "float32", "shape": [batch, *model.input_size, 3],
+def _input_spec(batch: int, model: HACNN, signature: str | None = None, pixels_dtype: str = "float32") -> dict:
+    spec = {IMAGES_INPUT: {"dtype": pixels_dtype, "shape": [batch, *model.input_size, 3],
                            "values": "RGB pixels 0..255 as decode_and_resize gives them, not normalised"},
             "output": {OUTPUT: {"dtype": "float32", "shape": [batch, model.embedding_dim],
                                 "values": "global and local features, each L2-normalised"}}}
+    if pixels_dtype == "uint8":
+        spec[IMAGES_INPUT]["quantization"] = {"scale": 1.0, "zero_point": 0}
+        spec[IMAGES_INPUT]["values"] = ("RGB pixels 0..255 as uint8: decode_and_resize's values rounded, or the "
+                                        "decoded image's own bytes")
     if signature is not None:
         spec[IMAGES_INPUT]["signature"] = signature
         spec[BYTES_INPUT] = {"dtype": "string", "shape": [-1], "signature": SERVING_SIGNATURE,
@@ -178,17 +192,22 @@ def _convert(model: HACNN, source: pathlib.Path, scratch: pathlib.Path, formats:
         model_path = f"{saved_model_options['model_name']}/{saved_model_options['version']}"
         staged[name] = _Staged(folder, model_path, _input_spec(-1, model, IMAGES_SIGNATURE), base_versions,
                                {name: lambda v=version: SavedModelEmbedder(v)})
-    tflite = [name for name in formats if name.startswith("tflite-")]
-    if tflite:
-        from hacnn_tf.export.tflite import convert_tflite_variants
+    for prefix, batch in (("tflite-", 1), ("tflite_batch-", None)):
+        tflite = [name for name in formats if name.startswith(prefix)]
+        if not tflite:
+            continue
+        from hacnn_tf.export.tflite import FLOAT_LAYERS, convert_tflite_variants
         from hacnn_tf.runtime.tflite import TFLiteEmbedder
 
-        paths = convert_tflite_variants(
-            source, {name.split("-")[1]: scratch / name / "hacnn.tflite" for name in tflite}, calibration_images)
+        outputs = {name.split("-")[1]: scratch / name / "hacnn.tflite" for name in tflite}
+        paths = convert_tflite_variants(source, outputs, calibration_images, batch)
         for name in tflite:
-            path = paths[name.split("-")[1]]
-            staged[name] = _Staged(path.parent, path.name, _input_spec(1, model), base_versions,
-                                   {name: lambda p=path: TFLiteEmbedder(p)})
+            quantization = name.split("-")[1]
+            path = paths[quantization]
+            spec = _input_spec(batch or -1, model, pixels_dtype="uint8" if quantization == "uint8" else "float32")
+            notes = {"float_layers": list(FLOAT_LAYERS)} if quantization in ("int8", "uint8") else {}
+            staged[name] = _Staged(path.parent, path.name, spec, base_versions,
+                                   {name: lambda p=path: TFLiteEmbedder(p)}, notes)
     if "onnx-fp32" in formats:
         import onnx
         import tf2onnx
@@ -201,18 +220,28 @@ def _convert(model: HACNN, source: pathlib.Path, scratch: pathlib.Path, formats:
             path.parent, path.name, _input_spec(-1, model),
             {**base_versions, "tf2onnx": tf2onnx.__version__, "onnx": onnx.__version__},
             {"onnx-fp32": lambda p=path: ONNXEmbedder(p)}, {"opset": DEFAULT_OPSET})
-    if "openvino-fp32" in formats:
+    openvino_formats = [name for name in formats if name.startswith("openvino-")]
+    if openvino_formats:
         import openvino
 
-        from hacnn_tf.export.openvino import convert_openvino
+        from hacnn_tf.export.openvino import convert_openvino, quantize_openvino
         from hacnn_tf.runtime.openvino import OpenVINOEmbedder
 
-        path = convert_openvino(source, scratch / "openvino-fp32")
-        default = OpenVINOEmbedder(path)
-        embedders = {"openvino-fp32": lambda p=path: OpenVINOEmbedder(p, inference_precision="f32")}
-        if default.inference_precision != "f32":
-            embedders[f"openvino-fp32@{default.inference_precision}"] = lambda: default
-        staged["openvino-fp32"] = _Staged(
-            path.parent, path.name, _input_spec(-1, model), {**base_versions, "openvino": openvino.get_version()},
-            embedders, {"cpu_default_inference_precision": default.inference_precision})
+        versions = {**base_versions, "openvino": openvino.get_version()}
+        float_ir = convert_openvino(source, scratch / "openvino-fp32")
+        for name in openvino_formats:
+            path, exporters = float_ir, versions
+            if name == "openvino-int8":
+                import nncf
+
+                path = quantize_openvino(float_ir, scratch / name, calibration_images)
+                exporters = {**versions, "nncf": nncf.__version__}
+            default = OpenVINOEmbedder(path)
+            embedders = {name: lambda p=path: OpenVINOEmbedder(p, inference_precision="f32")}
+            if default.inference_precision != "f32":
+                embedders[f"{name}@{default.inference_precision}"] = lambda d=default: d
+            staged[name] = _Staged(
+                path.parent, path.name, _input_spec(-1, model), exporters, embedders,
+                {"cpu_default_inference_precision": default.inference_precision},
+                {f"{name}@{default.inference_precision}": INT8_TARGET} if name == "openvino-int8" else {})
     return {name: staged[name] for name in formats}

@@ -1,10 +1,13 @@
-"""OpenVINO IR conversion of the exported SavedModel's `embed_images` signature (`openvino.convert_model`)."""
+"""OpenVINO IR conversion of the exported SavedModel's `embed_images` signature (`openvino.convert_model`), and its
+int8 post-training quantisation with NNCF."""
 
 from __future__ import annotations
 
 import os
 import pathlib
 import tempfile
+
+import numpy as np
 
 from hacnn_tf.serving.signatures import IMAGES_INPUT, IMAGES_SIGNATURE, OUTPUT
 
@@ -36,7 +39,14 @@ def convert_openvino(saved_model_dir: str | os.PathLike, output_dir: str | os.Pa
     names = [port.get_any_name() for port in model.inputs], [port.get_any_name() for port in model.outputs]
     if names != ([IMAGES_INPUT], [OUTPUT]):
         raise RuntimeError(f"openvino.convert_model gave inputs and outputs {names}")
-    output_dir = pathlib.Path(output_dir)
+    return _save_ir(model, pathlib.Path(output_dir), model_name)
+
+
+def _save_ir(model, output_dir: pathlib.Path, model_name: str) -> pathlib.Path:
+    """Saves an `openvino.Model` as `<output_dir>/<model_name>.xml` + `.bin` with float32 weights, both appearing
+    together (written to a staging folder, then moved); returns the `.xml`."""
+    import openvino as ov
+
     output_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{model_name}.partial-", dir=output_dir) as staging:
         ov.save_model(model, str(pathlib.Path(staging) / f"{model_name}.xml"), compress_to_fp16=False)
@@ -44,3 +54,25 @@ def convert_openvino(saved_model_dir: str | os.PathLike, output_dir: str | os.Pa
         for suffix in (".bin", ".xml"):
             os.replace(pathlib.Path(staging) / f"{model_name}{suffix}", output_dir / f"{model_name}{suffix}")
     return output_dir / f"{model_name}.xml"
+
+
+def quantize_openvino(xml_path: str | os.PathLike, output_dir: str | os.PathLike, calibration_images: np.ndarray,
+                      model_name: str = MODEL_NAME) -> pathlib.Path:
+    """Post-training int8 quantisation of a `convert_openvino` IR with NNCF (`nncf.quantize`, its default
+    `PERFORMANCE` preset: symmetric int8 weights and activations of the convolutions and matmuls, fast bias
+    correction), calibrated on `calibration_images` `(N, H, W, 3)` pixels 0..255 of training images (one image per
+    calibration step, all of them); returns the `.xml`, written as `convert_openvino` writes it.
+
+    NNCF stores the weights of every convolution and matmul as int8 and puts FakeQuantize ops on their inputs;
+    OpenVINO's CPU plugin runs those in int8 (VNNI) and the rest, the sampler's six matmuls of two activations
+    among them (NNCF leaves them float), at the compiled inference precision.
+    """
+    import nncf
+    import openvino as ov
+
+    images = np.asarray(calibration_images, np.float32)
+    if images.ndim != 4 or len(images) == 0:
+        raise ValueError(f"calibration_images must be a non-empty (N, H, W, 3) pixel array; got shape {images.shape}")
+    model = ov.Core().read_model(str(xml_path))
+    quantized = nncf.quantize(model, nncf.Dataset([image[None] for image in images]), subset_size=len(images))
+    return _save_ir(quantized, pathlib.Path(output_dir), model_name)

@@ -67,8 +67,8 @@ def test_a_format_that_misses_its_target_is_not_written(export_model, exported_s
 def test_arguments_are_checked_before_anything_is_written(export_model, exported_formats, tmp_path):
     with pytest.raises(ValueError, match="unknown formats"):
         export_all(export_model, tmp_path, ["onnx-fp16"])
-    with pytest.raises(ValueError, match="tflite-int8 needs calibration_images"):
-        export_all(export_model, tmp_path, ["tflite-int8"])
+    with pytest.raises(ValueError, match="tflite-int8, openvino-int8 need calibration_images"):
+        export_all(export_model, tmp_path, ["tflite-int8", "onnx-fp32", "openvino-int8"])
     with pytest.raises(FileExistsError, match="onnx-fp32"):
         export_all(export_model, exported_formats["onnx-fp32"].parent, ["onnx-fp32"])
     assert not list(tmp_path.iterdir())

@@ -56,7 +56,9 @@ def test_every_variant_loads_and_uses_builtin_ops_only(converted):
     paths, _, _ = converted
     for variant, path in paths.items():
         embedder = TFLiteEmbedder(path)  # allocate_tensors: the file loads, not only converts
-        assert list(embedder.input["shape"]) == [1, 64, 32, 3] and embedder.input["dtype"] == np.float32
+        assert list(embedder.input["shape"]) == list(embedder.input["shape_signature"]) == [1, 64, 32, 3]
+        assert embedder.input["dtype"] == (np.uint8 if variant == "uint8" else np.float32)
+        assert embedder.output["dtype"] == np.float32
         ops = tflite_op_counts(path)
         assert set(ops) <= BUILTIN_ONLY, (variant, set(ops) - BUILTIN_ONLY)
         # The whole network (73 convs less the 3 rank-one soft-attention convs, now matmuls), the sampler as matmuls.
@@ -66,7 +68,7 @@ def test_every_variant_loads_and_uses_builtin_ops_only(converted):
         # two dynamic operands (neither); the final L2 normalisations are the only other ops left to TFLite.
         assert "MIRROR_PAD" not in ops
         partitions = [d["op_name"] for d in embedder.interpreter._get_ops_details()].count("DELEGATE")
-        assert partitions <= {"int8": 7}.get(variant, 3), (variant, partitions)
+        assert partitions <= {"int8": 7, "uint8": 7}.get(variant, 3), (variant, partitions)
     sizes = {variant: path.stat().st_size for variant, path in paths.items()}
     assert sizes["fp16"] < sizes["fp32"] and sizes["int8"] < sizes["dynamic"] * 1.1 < sizes["fp32"]
 
@@ -78,7 +80,7 @@ def test_parity_targets(converted):
     assert report.loc["fp32", "max_abs_diff"] <= 1e-4
     assert report.loc["fp16", "mean_cosine"] >= 0.9999
     keras_map = report.loc["keras", "mAP"]
-    for variant in ("dynamic", "int8"):
+    for variant in ("dynamic", "int8", "uint8"):
         assert report.loc[variant, "mean_cosine"] >= 0.99, report.to_string()
         assert abs(report.loc[variant, "mAP"] - keras_map) <= 0.01, report.to_string()
     assert (report.loc[list(QUANTIZATIONS), "latency_ms"] > 0).all()

@@ -159,6 +159,17 @@ def exported_saved_model(tmp_path_factory, export_model, warmup_images):
                               warmup_images=warmup_images[:2])
 
 
+
+@pytest.fixture(scope="session")
+def session(exported_saved_model):
+    """`exported_saved_model` opened as TF Serving opens it: TF Serving's TF1 session loader (`SessionModel`)."""
+    from hacnn_tf.serving.tf_serving_loader import SessionModel
+
+    model = SessionModel(exported_saved_model)
+    yield model
+    model.close()
+
+
 # The formats of `export_all` that the ONNX, OpenVINO, mixed-precision, manifest and runtime tests read.
 EXPORT_ALL_FORMATS = ("saved_model-fp32", "saved_model-bf16", "saved_model-fp16", "tflite-fp32", "tflite-fp16",
                       "onnx-fp32", "openvino-fp32")

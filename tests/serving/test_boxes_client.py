@@ -10,15 +10,7 @@ import pytest
 import tensorflow as tf
 
 from hacnn_tf.serving import box_rows, build_boxes_predict_request, build_boxes_rest_body, take_boxes
-from hacnn_tf.serving.tf_serving_loader import SessionModel
 from hacnn_tf.tracking import ReIDEmbedder
-
-
-@pytest.fixture(scope="module")
-def session(exported_saved_model):
-    model = SessionModel(exported_saved_model)
-    yield model
-    model.close()
 
 
 @pytest.fixture(scope="module")

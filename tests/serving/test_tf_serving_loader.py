@@ -18,7 +18,7 @@ from hacnn_tf.data.pipeline import decode_and_resize
 from hacnn_tf.export.saved_model import check_saved_model, remove_orphaned_staging
 from hacnn_tf.layers.preprocessing import model_inputs
 from hacnn_tf.serving.config import read_batching_parameters
-from hacnn_tf.serving.tf_serving_loader import SessionModel, replay_warmup_requests
+from hacnn_tf.serving.tf_serving_loader import replay_warmup_requests
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -31,13 +31,6 @@ def encoded_batch(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """`count` random 64 x 32 images as integer-valued float pixels and as PNG files (lossless: same pixels)."""
     pixels = np.random.default_rng(seed).integers(0, 256, size=(count, 64, 32, 3)).astype("float32")
     return pixels, np.array([tf.io.encode_png(image.astype("uint8")).numpy() for image in pixels])
-
-
-@pytest.fixture(scope="module")
-def session(exported_saved_model):
-    model = SessionModel(exported_saved_model)
-    yield model
-    model.close()
 
 
 def test_saved_model_cli_run_serves_every_signature_equal_to_keras(exported_saved_model, export_model, tmp_path):

@@ -8,20 +8,12 @@ import tensorflow as tf
 from crop_reference import FRAME_BOXES, INVALID, reference_embeddings
 
 from hacnn_tf.export.saved_model import _boxes_fns, _embedding_fn, row_cosines
-from hacnn_tf.serving.tf_serving_loader import SessionModel
 from hacnn_tf.tracking import ReIDEmbedder
 
 
 @pytest.fixture(scope="module")
 def loaded(exported_saved_model):
     return tf.saved_model.load(str(exported_saved_model))
-
-
-@pytest.fixture(scope="module")
-def session(exported_saved_model):
-    model = SessionModel(exported_saved_model)
-    yield model
-    model.close()
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ RUN python -m hacnn_tf.data.synthetic --root /tmp/warmup --num-train-ids 2 --num
       --warmup-images /tmp/warmup/query
 
 FROM tensorflow/serving:${SERVING_TAG}
-COPY --from=export /models/hacnn /models/hacnn
+COPY --from=export /models/saved_model-fp32/hacnn /models/hacnn
 COPY export/tf_serving/models.config export/tf_serving/batching_parameters.txt export/tf_serving/monitoring.config \
      /models/config/
 ENV MODEL_NAME=hacnn

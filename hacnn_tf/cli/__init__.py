@@ -14,7 +14,7 @@ SUBCOMMANDS = {
     "demo": ("demo", "train and evaluate on the built-in synthetic data set, export, write figures"),
     "fit": ("fit", "train with model.fit from a packaged config or a config file"),
     "evaluate": ("evaluate", "Rank-k and mAP of a checkpoint on a data set"),
-    "export": ("export", "SavedModel for TF Serving and TFLite files, each checked against the Keras model"),
+    "export": ("export", "every deployment format (SavedModel, TFLite, ONNX, OpenVINO), each checked against Keras"),
     "convert": ("convert", "a torchreid checkpoint as a .keras file"),
     "visualize": ("visualize", "figures: attention maps, ranked lists, training and CMC curves"),
     "configs": ("configs", "list the packaged configs, or print one"),

@@ -1,98 +1,132 @@
-"""`hacnn-tf export CHECKPOINT OUT`: deployment formats of a checkpoint, each checked against the Keras model.
+"""`hacnn-tf export CHECKPOINT OUT`: deployment formats of a checkpoint (`hacnn_tf.export.export_all`), each in its
+folder OUT/<format>-<precision>/ with a manifest.json, checked against the Keras model before the folder appears.
 
 Examples:
-  hacnn-tf export runs/market/best.keras exported --format saved_model --warmup-images runs/demo/data/query
-  hacnn-tf export runs/market/best.keras exported --format saved_model tflite --dataset market1501 --root /data/reid
+  hacnn-tf export runs/market/best.keras exported --warmup-images runs/demo/data/query   # exported/saved_model-fp32/
+  hacnn-tf export runs/market/best.keras exported --format all --dataset market1501 --root /data/reid
+  hacnn-tf export runs/market/best.keras exported --format onnx-fp32 openvino-fp32 tflite-int8 --dataset ... --root ...
 
-saved_model: OUT/<model-name>/<version>/ for TF Serving (self-checked under TF Serving's session loader).
-tflite: OUT/tflite/hacnn_<variant>.tflite for the --tflite-variants, from that SavedModel; int8 is calibrated on
-training images of --dataset, and with --dataset a parity report against the Keras model goes to OUT/tflite/parity.*
+--format takes names of hacnn_tf.export.FORMATS, `all` (every one of them), `saved_model` (saved_model-fp32: the
+SavedModel for TF Serving in OUT/saved_model-fp32/<model-name>/<version>/) or `tflite` (tflite-<v> for each of
+--tflite-variants). Every SavedModel gets --model-name, --version, --warmup-images and --max-pixels (a copied
+--saved-model keeps its own warm-up records and pixel limit). The formats quantised on calibration images
+(hacnn_tf.export.all.CALIBRATED: int8 TFLite and OpenVINO) need --dataset/--root, `all` included: --calibration-images
+of its training split calibrate them. With a data set the parity check runs on --check-images of its query and
+gallery images (else on 16 random pixel images), and --report writes OUT/parity.{csv,md}: Rank-1/5/10 and mAP of
+every written format on the whole query/gallery split. One line per written folder gives its parity; a format that
+misses its target is not written and the command exits with an error naming it (the others are written).
 """
 
 from __future__ import annotations
 
 import argparse
+import pathlib
 
 from hacnn_tf.cli.options import add_align_corners, add_dataset, dataset_options
+from hacnn_tf.jobs.export import TFLITE_VARIANTS
 
-FORMATS = ("saved_model", "tflite")
-TFLITE_VARIANTS = ("fp32", "fp16", "dynamic", "int8")
+# Names of --format besides those of FORMATS: what they stand for.
+ALIASES = {"saved_model": "SavedModel fp32", "tflite": "the --tflite-variants", "all": "every format"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from hacnn_tf.export.all import FORMATS
+
     parser.add_argument("checkpoint", help=".keras checkpoint or torchreid .pth/.pth.tar/.pt")
-    parser.add_argument("out", help="output folder")
-    parser.add_argument("--format", nargs="+", choices=(*FORMATS, "all"), default=["saved_model"],
-                        help="formats to write (tflite needs the saved_model, which is then written too)")
-    parser.add_argument("--model-name", default="hacnn")
-    parser.add_argument("--version", type=int, default=1, help="TF Serving version folder")
+    parser.add_argument("out", help="output folder (of the OUT/<format>-<precision>/ folders)")
+    parser.add_argument("--format", nargs="+", choices=(*ALIASES, *FORMATS), default=["saved_model"],
+                        metavar="FORMAT", help=f"formats to write: {', '.join(FORMATS)}; or "
+                        + "; ".join(f"{name} ({meaning})" for name, meaning in ALIASES.items()))
+    parser.add_argument("--model-name", default="hacnn", help="model folder of the SavedModels")
+    parser.add_argument("--version", type=int, default=1, help="TF Serving version folder of the SavedModels")
     parser.add_argument("--warmup-images", help="folder of JPEG/PNG images for TF Serving warm-up requests")
     parser.add_argument("--max-pixels", type=int, default=None,
                         help="refuse encoded images larger than this many pixels (default 4096 x 4096)")
-    parser.add_argument("--tflite-variants", nargs="+", choices=TFLITE_VARIANTS, default=list(TFLITE_VARIANTS))
-    parser.add_argument("--calibration-images", type=int, default=200, help="int8 calibration images")
+    parser.add_argument("--saved-model", metavar="DIR",
+                        help="convert from this SavedModel version folder of the checkpoint (written by "
+                        "export_saved_model) instead of exporting one; saved_model-fp32 is a copy of it")
+    parser.add_argument("--tflite-variants", nargs="+", choices=TFLITE_VARIANTS, default=list(TFLITE_VARIANTS),
+                        help="the variants that --format tflite stands for")
+    parser.add_argument("--calibration-images", type=int, default=200, help="training images calibrating int8")
+    parser.add_argument("--check-images", type=int, default=64, help="held-out images of the parity check")
+    parser.add_argument("--report", action="store_true",
+                        help="write OUT/parity.{csv,md}: Rank-1/5/10, mAP, size and latency of every written format "
+                        "on the query/gallery split (needs --dataset)")
     add_dataset(parser, required=False)
     add_align_corners(parser)
 
 
-def warmup_files(folder: str) -> list[bytes]:
-    import pathlib
+def format_names(requested: list[str], tflite_variants: list[str]) -> list[str]:
+    """The `FORMATS` names that `--format` values stand for, in order, each once."""
+    from hacnn_tf.export.all import FORMATS
 
+    aliases = {"all": list(FORMATS), "saved_model": ["saved_model-fp32"],
+               "tflite": [f"tflite-{variant}" for variant in tflite_variants]}
+    return list(dict.fromkeys(name for value in requested for name in aliases.get(value, [value])))
+
+
+def warmup_files(folder: str) -> list[bytes]:
     files = sorted(p for p in pathlib.Path(folder).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[:8]
     if not files:
         raise SystemExit(f"--warmup-images: no .jpg/.png files in {folder}")
     return [p.read_bytes() for p in files]
 
 
+def parity_line(folder: pathlib.Path) -> str:
+    """`<folder> (<model>): parity on N images: <check> max abs diff ..., mean cosine ..., min cosine ...` from the
+    folder's manifest."""
+    import json
+
+    from hacnn_tf.export.manifest import MANIFEST
+
+    manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    checks = dict(manifest["notes"]["parity"])
+    images = checks.pop("images")
+    return (f"wrote {folder} ({manifest['model']}): parity with the Keras model on {images} images: " + "; ".join(
+        f"{check} max abs diff {r['max_abs_diff']:.2e}, mean cosine {r['mean_cosine']:.6f}, min cosine "
+        f"{r['min_cosine']:.6f}" for check, r in checks.items()))
+
+
 def run(args: argparse.Namespace) -> None:
-    import pathlib
+    from hacnn_tf.export.all import CALIBRATED
 
-    from hacnn_tf.convert.checkpoint import load_checkpoint
-    from hacnn_tf.export.saved_model import export_saved_model
-
-    formats = set(FORMATS) if "all" in args.format else set(args.format)
-    if "tflite" in formats and "int8" in args.tflite_variants and not args.dataset:
-        raise SystemExit("export: the int8 TFLite variant is calibrated on training images: give --dataset/--root "
-                         "or leave int8 out of --tflite-variants")
-    if args.calibration_images < 1:
-        raise SystemExit(f"export: --calibration-images must be positive; got {args.calibration_images}")
+    formats = format_names(args.format, args.tflite_variants)
+    calibrated = [name for name in formats if name in CALIBRATED]
     if bool(args.dataset) != bool(args.root):
         raise SystemExit("export: --dataset and --root go together")
-    model = load_checkpoint(args.checkpoint, args.align_corners)
-    out = pathlib.Path(args.out)
-    options = {} if args.max_pixels is None else {"max_pixels": args.max_pixels}
-    warmup = warmup_files(args.warmup_images) if args.warmup_images else None
-    saved_model = export_saved_model(model, out, args.model_name, args.version, warmup_images=warmup, **options)
-    print(f"wrote {saved_model} (self-checked under tf.saved_model.load and TF Serving's session loader)")
-    if "tflite" not in formats:
-        return
+    if calibrated and not args.dataset:
+        raise SystemExit(f"export: {', '.join(calibrated)}: quantised on calibration images: give --dataset/--root "
+                         "(its training split calibrates), or leave them out of --format")
+    if args.report and not args.dataset:
+        raise SystemExit("export: --report evaluates on the query/gallery split of --dataset/--root")
+    for option in ("calibration_images", "check_images", "version"):
+        if getattr(args, option) < 1:
+            raise SystemExit(f"export: --{option.replace('_', '-')} must be positive; got {getattr(args, option)}")
+
+    from hacnn_tf.convert.checkpoint import load_checkpoint
     from hacnn_tf.data.datasets import load_dataset
+    from hacnn_tf.jobs.export import export_formats, retrieval_report
 
+    options = {"model_name": args.model_name, "version": args.version,
+               "warmup_images": warmup_files(args.warmup_images) if args.warmup_images else None,
+               **({} if args.max_pixels is None else {"max_pixels": args.max_pixels})}
+    model = load_checkpoint(args.checkpoint, args.align_corners)
     data = load_dataset(args.dataset, args.root, **dataset_options(args)) if args.dataset else None
-    export_tflite(model, saved_model, out / "tflite", args.tflite_variants, data, args.calibration_images)
-
-
-def export_tflite(model, saved_model, out_dir, variants, data=None, calibration_images: int = 200) -> dict:
-    """`out_dir/hacnn_<variant>.tflite` from the SavedModel; int8 calibrated on `data.train` images; with `data`, the
-    parity report against `model` on its query/gallery split goes to `out_dir/parity.{csv,md}`."""
-    import pathlib
-
-    from hacnn_tf.data.pipeline import load_pixels
-    from hacnn_tf.export.parity import parity_report
-    from hacnn_tf.export.tflite import convert_tflite_variants
-
-    out_dir = pathlib.Path(out_dir)
-    representative = None
-    if "int8" in variants:
-        if data is None:
-            raise SystemExit("export: the int8 TFLite variant is calibrated on training images: give a data set")
-        calibration = data.train.sample(min(calibration_images, len(data.train)), random_state=0)
-        representative = load_pixels(calibration, model.input_size)
-    paths = convert_tflite_variants(saved_model, {v: out_dir / f"hacnn_{v}.tflite" for v in variants}, representative)
-    for path in paths.values():
-        print(f"wrote {path}")
-    if data is not None:
-        table = parity_report(model, paths, data.query, data.gallery, out_dir / "parity", saved_model_dir=saved_model)
+    out = pathlib.Path(args.out)
+    miss = None
+    try:
+        export_formats(model, out, formats, data, args.calibration_images, args.check_images, options,
+                       args.saved_model)
+    except FileExistsError as error:
+        raise SystemExit(f"export: {error}") from None
+    except RuntimeError as error:  # a parity miss (the formats that passed are written) or a failed conversion
+        miss = error
+    written = {name: out / name for name in formats if (out / name).is_dir()}
+    for folder in written.values():
+        print(parity_line(folder))
+    if args.report and written:
+        table = retrieval_report(model, written, data, out / "parity")
         print(table.to_string(float_format=lambda v: f"{v:.6g}"))
-        print(f"written to {out_dir}/parity.csv and parity.md")
-    return paths
+        print(f"written to {out}/parity.csv and parity.md")
+    if miss is not None:
+        raise SystemExit(f"export: {miss}")

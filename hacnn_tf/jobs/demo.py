@@ -14,15 +14,12 @@ import pandas as pd
 from hacnn_tf.configs import resolve_config
 from hacnn_tf.data import synthetic
 from hacnn_tf.data.datasets import load_dataset
-from hacnn_tf.data.pipeline import load_pixels
 from hacnn_tf.data.synthetic_frames import FramesConfig, generate_frames
 from hacnn_tf.evaluation.features import evaluate_model
 from hacnn_tf.evaluation.metrics import results_table, write_results
-from hacnn_tf.export.parity import parity_report
-from hacnn_tf.export.saved_model import export_saved_model
-from hacnn_tf.export.tflite import QUANTIZATIONS, convert_tflite_variants
 from hacnn_tf.model import HACNN
 from hacnn_tf.trainer import build_model, fit, load_config
+from hacnn_tf.jobs.export import TFLITE_VARIANTS, export_formats, retrieval_report
 from hacnn_tf.jobs.figures import write_demo_figures
 from hacnn_tf.jobs.frames import run_frames_demo
 
@@ -74,16 +71,16 @@ def run_demo(workdir: str | os.PathLike, config_path: str | os.PathLike = DEMO_C
 
 def export_and_compare(model: HACNN, dataset, export_dir: pathlib.Path, calibration_images: int = 200
                        ) -> pd.DataFrame:
-    """Exports `model` to a SavedModel (self-checked) and the four TFLite variants, and writes the parity report
-    `export_dir/parity.{csv,md}` on the evaluation split. Returns the report."""
+    """Exports `model` as `hacnn-tf export` does (`export_formats`: `export_dir/saved_model-fp32/`, the SavedModel
+    with warm-up records, and `export_dir/tflite-<variant>/` for the four TFLite variants, int8 calibrated on training
+    images, each with its manifest and parity-checked before it is written), and writes the parity report
+    `export_dir/parity.{csv,md}` of the TFLite variants on the evaluation split. Returns the report."""
     if export_dir.exists():
         shutil.rmtree(export_dir)
     warmup = [pathlib.Path(p).read_bytes() for p in dataset.query["path"].iloc[:4]]
-    saved_model = export_saved_model(model, export_dir / "saved_model", warmup_images=warmup)
-    calibration = load_pixels(dataset.train.sample(min(calibration_images, len(dataset.train)), random_state=0),
-                              model.input_size)
-    paths = convert_tflite_variants(
-        saved_model, {variant: export_dir / f"hacnn_{variant}.tflite" for variant in QUANTIZATIONS}, calibration)
+    tflite = {variant: f"tflite-{variant}" for variant in TFLITE_VARIANTS}
+    folders = export_formats(model, export_dir, ["saved_model-fp32", *tflite.values()], dataset, calibration_images,
+                             saved_model_options={"warmup_images": warmup})
     # The SavedModel's own check (fresh-process reload equal to 1e-5) stands for it here: the report covers TFLite.
-    return parity_report(model, paths, dataset.query, dataset.gallery, export_dir / "parity",
-                         num_threads=os.cpu_count())
+    return retrieval_report(model, {variant: folders[name] for variant, name in tflite.items()}, dataset,
+                            export_dir / "parity", num_threads=os.cpu_count())

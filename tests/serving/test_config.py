@@ -29,8 +29,8 @@ def test_model_config_serves_the_exported_folder_with_a_version_policy():
     assert (model.name, model.base_path, model.model_platform) == ("hacnn", "/models/hacnn", "tensorflow")
     assert model.model_version_policy.WhichOneof("policy_choice") == "latest"
     assert model.model_version_policy.latest.num_versions == 1
-    # The Dockerfile copies the export where the config points.
-    assert "COPY --from=export /models/hacnn /models/hacnn" in (ROOT / "Dockerfile").read_text()
+    # The Dockerfile copies the export (hacnn-tf export's saved_model-fp32 folder) where the config points.
+    assert "COPY --from=export /models/saved_model-fp32/hacnn /models/hacnn" in (ROOT / "Dockerfile").read_text()
 
 
 def test_batching_parameters_parse_with_tf_servings_rules():

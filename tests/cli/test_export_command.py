@@ -1,0 +1,150 @@
+"""`hacnn-tf export`: one run of the real command on a tiny checkpoint and data set, converting from the session's
+SavedModel, with one format of each converter (manifests against the files' sha256, parity against the targets, the
+SavedModel options, the printed lines, the report, a parity miss), and its refusals. `export_all` itself is tested on
+every format in tests/export/test_export_all.py; the whole run of `--format all` took 2.5 min here."""
+
+import contextlib
+import hashlib
+import io
+import json
+import pathlib
+
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+
+from hacnn_tf.cli import main
+from hacnn_tf.cli.export import format_names
+from hacnn_tf.export import all as export_all_module
+from hacnn_tf.export.all import TARGETS, meets
+from hacnn_tf.export.manifest import MANIFEST
+
+# What the run writes: a copy of the given SavedModel, a bf16 one exported with the command's SavedModel options, the
+# TFLite fp32 and calibrated int8 files (`--format tflite --tflite-variants fp32 int8`), ONNX and OpenVINO.
+FORMATS = ("saved_model-fp32", "saved_model-bf16", "tflite-fp32", "tflite-int8", "onnx-fp32", "openvino-fp32")
+MISSED = "tflite-fp32"  # given an unreachable target in the run: the command must exit with its name
+CHECK_IMAGES = 24
+MAX_PIXELS = 150 * 110  # the largest image of the SavedModel's self-check: a 160 x 104 one is refused
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory, export_model) -> pathlib.Path:
+    path = tmp_path_factory.mktemp("checkpoint") / "tiny.keras"
+    export_model.save(path)
+    return path
+
+
+def dataset_root(dataset) -> pathlib.Path:
+    return pathlib.Path(dataset.train["path"].iloc[0]).parents[1]
+
+
+@pytest.fixture(scope="module")
+def exported(checkpoint, tiny_synthetic, exported_saved_model, tmp_path_factory):
+    """`(out, stdout, exit message)` of `hacnn-tf export CKPT OUT --format ... --saved-model ...` with one target
+    unreachable."""
+    out = tmp_path_factory.mktemp("cli") / "exported"
+    warmup = pathlib.Path(tiny_synthetic.query["path"].iloc[0]).parent
+    stdout = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(stdout):
+        patch.setitem(export_all_module.TARGETS, MISSED, (0.0, 1.5))  # a cosine above 1
+        with pytest.raises(SystemExit) as exit_info:
+            main(["export", str(checkpoint), str(out), "--format", "saved_model", "saved_model-bf16", "tflite",
+                  "onnx-fp32", "openvino-fp32", "--tflite-variants", "fp32", "int8", "--saved-model",
+                  str(exported_saved_model), "--dataset", "market1501", "--root",
+                  str(dataset_root(tiny_synthetic)), "--calibration-images", "16", "--check-images", str(CHECK_IMAGES),
+                  "--model-name", "reid", "--version", "2", "--warmup-images", str(warmup),
+                  "--max-pixels", str(MAX_PIXELS), "--report"])
+    return out, stdout.getvalue(), str(exit_info.value.code)
+
+
+def test_format_names_expand_aliases_in_order_once():
+    assert format_names(["saved_model"], ["int8"]) == ["saved_model-fp32"]
+    assert format_names(["tflite", "onnx-fp32", "tflite-int8"], ["fp32", "int8"]) == [
+        "tflite-fp32", "tflite-int8", "onnx-fp32"]
+    assert format_names(["all", "saved_model"], []) == list(export_all_module.FORMATS)
+
+
+def test_every_format_but_the_miss_is_written_with_its_manifest(exported):
+    out, _, message = exported
+    written = [name for name in FORMATS if name != MISSED]
+    assert sorted(p.name for p in out.iterdir()) == sorted([*written, "parity.csv", "parity.md"])
+    assert f"['{MISSED}'] missed their parity targets" in message and message.startswith("export: ")
+    for name in written:
+        manifest = json.loads((out / name / MANIFEST).read_text())
+        assert (manifest["format"], manifest["precision"]) == tuple(name.split("-", 1))
+        files = sorted(p.relative_to(out / name).as_posix() for p in (out / name).rglob("*")
+                       if p.is_file() and p.name != MANIFEST)
+        assert sorted(manifest["files"]) == files
+        for file, digest in manifest["files"].items():
+            assert hashlib.sha256((out / name / file).read_bytes()).hexdigest() == digest, (name, file)
+        parity = manifest["notes"]["parity"]
+        assert parity["images"] == CHECK_IMAGES  # sampled from the 40 query and gallery images
+        assert meets(parity[name], TARGETS[name]), (name, parity[name])
+
+
+def test_saved_models_get_the_name_version_warmup_and_pixel_limit(exported, exported_saved_model, tiny_synthetic):
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    out, _, _ = exported
+    for name in ("saved_model-fp32", "saved_model-bf16"):
+        manifest = json.loads((out / name / MANIFEST).read_text())
+        assert manifest["model"] == "reid/2"
+        assert "reid/2/assets.extra/tf_serving_warmup_requests" in manifest["files"]
+    # The given SavedModel is copied as it is; the bf16 one's warm-up requests are for model `reid`, built from the
+    # files of --warmup-images in name order.
+    copied = out / "saved_model-fp32" / "reid" / "2"
+    assert all((copied / p.relative_to(exported_saved_model)).read_bytes() == p.read_bytes()
+               for p in exported_saved_model.rglob("*") if p.is_file())
+    record = next(iter(tf.data.TFRecordDataset(
+        str(out / "saved_model-bf16/reid/2/assets.extra/tf_serving_warmup_requests")))).numpy()
+    request = prediction_log_pb2.PredictionLog.FromString(record).predict_log.request
+    first = min(pathlib.Path(path) for path in tiny_synthetic.query["path"])
+    assert request.model_spec.name == "reid" and request.inputs["image_bytes"].string_val[0] == first.read_bytes()
+    serve = tf.saved_model.load(str(out / "saved_model-bf16" / "reid" / "2")).signatures["serving_default"]
+    image = np.random.default_rng(0).integers(0, 255, (160, 64, 3), dtype=np.uint8)
+    fits = tf.io.encode_jpeg(image).numpy()
+    too_large = tf.io.encode_jpeg(np.concatenate([image, image[:, :40]], axis=1)).numpy()  # 160 x 104
+    assert serve(image_bytes=tf.constant([fits]))["embedding"].shape == (1, 64)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="more than the limit of 16500 pixels"):
+        serve(image_bytes=tf.constant([too_large]))
+
+
+def test_one_line_per_written_folder_gives_its_parity(exported):
+    out, stdout, _ = exported
+    lines = [line for line in stdout.splitlines() if line.startswith("wrote ")]
+    written = [name for name in FORMATS if name != MISSED]
+    assert [line.split()[1] for line in lines] == [str(out / name) for name in written]
+    for name, line in zip(written, lines):
+        for check, result in json.loads((out / name / MANIFEST).read_text())["notes"]["parity"].items():
+            if check != "images":
+                assert f"{check} max abs diff {result['max_abs_diff']:.2e}, mean cosine {result['mean_cosine']:.6f}" \
+                    in line
+
+
+def test_report_evaluates_every_written_format_on_the_whole_split(exported):
+    out, _, _ = exported
+    report = pd.read_csv(out / "parity.csv", index_col=0)
+    assert list(report.index) == ["keras", *(name for name in FORMATS if name != MISSED)]
+    # (load_embedder runs OpenVINO at the CPU's default precision, bf16 on CPUs with AVX512-BF16 or AMX.)
+    float32 = [name for name in report.index if name.endswith("-fp32") and not name.startswith("openvino")]
+    assert (report.loc[float32, "max_abs_diff"] <= 1e-4).all()
+    assert np.allclose(report.loc[float32, "mAP"], report.loc["keras", "mAP"], atol=1e-6)
+
+
+def test_refusals_name_the_option(checkpoint, tmp_path, capsys):
+    out = tmp_path / "exported"
+    (out / "onnx-fp32").mkdir(parents=True)
+    calibrated = "quantised on calibration images: give --dataset/--root"
+    cases = {("--format", "tflite-int8"): f"export: tflite-int8: {calibrated}",
+             ("--format", "all"): f"export: {', '.join(export_all_module.CALIBRATED)}: {calibrated}",
+             ("--dataset", "market1501"): "--dataset and --root go together",
+             ("--report",): "--report evaluates on the query/gallery split of --dataset/--root",
+             ("--version", "0"): "--version must be positive",
+             ("--format", "onnx-fp32"): "onnx-fp32'] exist: export into a new folder"}
+    for args, message in cases.items():
+        with pytest.raises(SystemExit, match=message.replace("[", r"\[").replace("]", r"\]")):
+            main(["export", str(checkpoint), str(out), *args])
+    with pytest.raises(SystemExit) as exit_info:
+        main(["export", str(checkpoint), str(out), "--format", "onnx-fp16"])
+    assert exit_info.value.code == 2 and "invalid choice: 'onnx-fp16'" in capsys.readouterr().err

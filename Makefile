@@ -33,9 +33,12 @@ demo: $(BASE)
 test: $(TEST)
 	$(BIN)/python -m pytest -q -rs
 
-# Speed and memory against torchreid (CPU) in one process; prints the table, writes benchmarks/results/.
+# Speed and memory against torchreid (CPU) in one process, then every exported format against torchreid through ONNX
+# (a second process: its runtimes' thread pools would slow torchreid's eager model); prints the tables and goals,
+# writes benchmarks/results/.
 bench: $(BENCH)
 	$(BIN)/python -m benchmarks.run --out benchmarks/results
+	$(BIN)/python -m benchmarks.formats --out benchmarks/results
 
 clean:
 	rm -rf $(VENV) runs

@@ -7,8 +7,15 @@ model with `torch.onnx.export` at the first opset of `TORCH_OPSETS` that convert
 contender in one process, alternating them round by round (`benchmarks.harness.interleave`): batch-1 latency in
 bursts of 10 single-image calls (per image), batch-64 throughput (TFLite files are batch 1: 64 calls). Parity
 columns compare embeddings with the Keras model's on the synthetic query and gallery images; Rank-1 and mAP are on
-that split (random weights: only their agreement across formats means something). Writes `formats.csv` and
-`formats.md` (atomically) under `--out` (`formats_fpmath_bf16.*` with the variable below).
+that split (random weights: only their agreement across formats means something). `--quick` (a smoke run): 2 timed
+rounds and parity on a tenth of the query and gallery images.
+
+It prints the CPU's flags that decide the fast paths (AVX512-BF16, AMX, VNNI) and the goals table (`goals`): this
+project's fastest CPU path against the fastest peer path (torchreid's model through ONNX, in ONNX Runtime or OpenVINO
+at float32 or the CPU's default precision) in batch-64 images/s and in batch-1 latency, the bf16 SavedModel in
+TensorFlow against that peer at batch 64, and TFLite int8 against TFLite fp32 at batch 1. Writes `formats.csv`,
+`formats.md`, `formats_goals.csv` and `formats_goals.md` (atomically) under `--out` (`formats_fpmath_bf16*` with the
+variable below).
 
 TensorFlow's oneDNN reads `ONEDNN_DEFAULT_FPMATH_MODE` at start-up: run the module once more with
 `ONEDNN_DEFAULT_FPMATH_MODE=BF16` to time the float32 SavedModel with bf16 math (the other rows are unaffected).
@@ -34,9 +41,61 @@ from benchmarks.models import INPUT_SIZE, reference_and_port
 TORCH_OPSETS = (18, 20)
 BURST = 10
 THROUGHPUT_BATCH = 64
-# Formats timed on the CPU (fp16 SavedModels are for GPUs: TensorFlow's CPU float16 convolutions are reference code).
-CPU_TIMED = ("saved_model-fp32", "saved_model-bf16", "tflite-fp32", "tflite-fp16", "tflite-dynamic", "tflite-int8",
-             "onnx-fp32", "openvino-fp32")
+# Formats not timed on the CPU (fp16 SavedModels are for GPUs: TensorFlow's CPU float16 convolutions are reference
+# code); every other format of `FORMATS` is.
+NOT_CPU_TIMED = ("saved_model-fp16",)
+PEER = "torchreid"  # the prefix of the peer's rows
+# Goals: name -> (numerator row (None: this project's best), denominator row (None: the best peer row), column,
+# bound, text). A throughput ratio must reach the bound, a latency ratio stay under it.
+GOALS = {
+    "fastest CPU path vs fastest peer, batch-64 img/s": (None, None, "throughput", 1.3, ">= 1.3x"),
+    "fastest CPU path vs fastest peer, batch-1 latency": (None, None, "latency_ms", 0.8, "<= 0.8x"),
+    "bf16 SavedModel (TensorFlow) vs fastest peer, batch-64 img/s": ("saved_model-bf16", None, "throughput", 1.0,
+                                                                     ">= 1.0x"),
+    "TFLite int8 vs TFLite fp32, batch-1 latency": ("tflite-int8", "tflite-fp32", "latency_ms", 0.6, "<= 0.6x"),
+}
+CPU_FLAGS = {"AVX512-BF16": ("avx512_bf16",), "AMX": ("amx_bf16", "amx_int8", "amx_tile"),
+             "AVX512-VNNI": ("avx512_vnni",), "AVX-VNNI": ("avx_vnni",)}
+
+
+def cpu_flags(cpuinfo: str | None = None) -> dict[str, bool]:
+    """`{feature: present}` of `CPU_FLAGS` from /proc/cpuinfo's first `flags` line (AMX: any of its flags)."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8") as handle:
+                cpuinfo = handle.read()
+        except OSError:
+            cpuinfo = ""
+    flags = next((set(line.split(":", 1)[1].split()) for line in cpuinfo.splitlines() if line.startswith("flags")),
+                 set())
+    return {feature: any(flag in flags for flag in names) for feature, names in CPU_FLAGS.items()}
+
+
+def goals(table: pd.DataFrame) -> pd.DataFrame:
+    """The `GOALS` rows from a table indexed by contender with `throughput` (img/s) and `latency_ms` columns:
+    `numerator`, `denominator` (the rows compared; where a goal names none, this project's best row and the best
+    peer row), `ratio`, `goal`, `met`. A goal without timed rows gets a NaN ratio and `met` False."""
+    peer = table.index.str.startswith(PEER)
+    rows = {}
+    for name, (numerator, denominator, column, bound, text) in GOALS.items():
+        numerator = numerator or _best(table.loc[~peer, column])
+        denominator = denominator or _best(table.loc[peer, column])
+        values = table[column]
+        ratio = values.get(numerator, np.nan) / values.get(denominator, np.nan) if numerator and denominator \
+            else np.nan
+        met = bool(np.isfinite(ratio) and (ratio >= bound if column == "throughput" else ratio <= bound))
+        rows[name] = {"numerator": numerator, "denominator": denominator, "ratio": ratio, "goal": text, "met": met}
+    result = pd.DataFrame.from_dict(rows, orient="index")
+    result.index.name = "comparison"
+    return result
+
+
+def _best(values: pd.Series) -> str | None:
+    """The row of the highest throughput or the lowest latency, None if none was timed."""
+    values = values.dropna()
+    if values.empty:
+        return None
+    return values.idxmax() if values.name == "throughput" else values.idxmin()
 
 
 def export_torchreid_onnx(reference, path: pathlib.Path) -> tuple[pathlib.Path, int]:
@@ -84,7 +143,7 @@ def format_embedders(folders: Mapping[str, pathlib.Path], num_threads: int) -> d
         kind = name.split("-")[0]
         if kind == "saved_model":
             embedders[name] = SavedModelEmbedder(path, batch_size=THROUGHPUT_BATCH)
-        elif kind == "tflite":
+        elif kind.startswith("tflite"):
             embedders[name] = TFLiteEmbedder(path, num_threads=num_threads)
         elif kind == "onnx":
             embedders[name] = ONNXEmbedder(path, num_threads=num_threads)
@@ -143,7 +202,10 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--out", default="benchmarks/results", help="folder for formats.csv and formats.md")
     parser.add_argument("--threads", type=int, default=2, help="threads of every runtime")
     parser.add_argument("--repeats", type=int, default=7, help="timed rounds (medians reported)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run: 2 timed rounds, parity on a tenth of the query and gallery images")
     args = parser.parse_args(argv)
+    repeats = 2 if args.quick else args.repeats
 
     import tensorflow as tf
 
@@ -167,7 +229,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         folders = export_all(model, scratch / "formats", FORMATS, calibration_images=calibration)
         torch_onnx, opset = export_torchreid_onnx(reference, scratch / "torchreid.onnx")
         embedders = format_embedders(folders, args.threads)
-        table = parity_rows(model, embedders, dataset.query, dataset.gallery)
+        query, gallery = ((split.sample(frac=0.1, random_state=0) for split in (dataset.query, dataset.gallery))
+                          if args.quick else (dataset.query, dataset.gallery))
+        table = parity_rows(model, embedders, query, gallery)
         sizes = {name: folder_size_mb(folders[name.split("@")[0]]) for name in embedders}
         table["size_mb"] = pd.Series(sizes)
 
@@ -175,9 +239,11 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         import openvino as ov
 
         core = ov.Core()
+        # The peer in OpenVINO at float32 and at the CPU's default precision (bf16 with AVX512-BF16 or AMX).
         compiled = {precision: core.compile_model(str(torch_onnx), "CPU", {
-            "INFERENCE_PRECISION_HINT": precision, "INFERENCE_NUM_THREADS": args.threads,
-            "PERFORMANCE_HINT": "LATENCY"}) for precision in ("f32", "bf16")}
+            **({} if precision is None else {"INFERENCE_PRECISION_HINT": precision}),
+            "INFERENCE_NUM_THREADS": args.threads, "PERFORMANCE_HINT": "LATENCY"}) for precision in ("f32", None)}
+        default_precision = compiled[None].get_property("INFERENCE_PRECISION_HINT").get_type_name()
         torch_session = ort.InferenceSession(str(torch_onnx), _ort_options(args.threads),
                                              providers=["CPUExecutionProvider"])
 
@@ -191,19 +257,26 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         contenders = {
             f"torchreid-onnx{opset}-ort": lambda p: torch_session.run(None, {"images": nchw(p)})[0],
             f"torchreid-onnx{opset}-openvino": lambda p: compiled["f32"](nchw(p))[0],
-            f"torchreid-onnx{opset}-openvino@bf16": lambda p: compiled["bf16"](nchw(p))[0],
+            **({} if default_precision == "f32" else {
+                f"torchreid-onnx{opset}-openvino@{default_precision}": lambda p: compiled[None](nchw(p))[0]}),
             "keras": KerasEmbedder(model, batch_size=THROUGHPUT_BATCH),
-            **{name: embedder for name, embedder in embedders.items() if name.split("@")[0] in CPU_TIMED},
+            **{name: embedder for name, embedder in embedders.items() if name.split("@")[0] not in NOT_CPU_TIMED},
         }
-        speed = speed_rows({name: (run, run) for name, run in contenders.items()}, args.repeats)
+        speed = speed_rows({name: (run, run) for name, run in contenders.items()}, repeats)
     table = table.join(speed, how="outer")
     table.index.name = "contender"
     fpmath = os.environ.get("ONEDNN_DEFAULT_FPMATH_MODE", "")
-    print(f"Machine: {machine_description()}; {args.threads} threads everywhere; ONEDNN_DEFAULT_FPMATH_MODE="
-          f"{fpmath or 'unset'}; torchreid exported at opset {opset}.")
+    flags = ", ".join(f"{feature} {'yes' if present else 'no'}" for feature, present in cpu_flags().items())
+    print(f"Machine: {machine_description()} ({flags}); {args.threads} threads everywhere; "
+          f"ONEDNN_DEFAULT_FPMATH_MODE={fpmath or 'unset'}; torchreid exported at opset {opset}"
+          f"{'; --quick' if args.quick else ''}.")
     print(table.to_string(float_format=lambda v: f"{v:.6g}"))
-    write_results(table, pathlib.Path(args.out) / f"formats{'_fpmath_' + fpmath.lower() if fpmath else ''}",
-                  float_format="{:.6g}")
+    goal_table = goals(table)
+    print("\nGoals:")
+    print(goal_table.to_string(float_format=lambda v: f"{v:.3f}"))
+    stem = pathlib.Path(args.out) / f"formats{'_fpmath_' + fpmath.lower() if fpmath else ''}"
+    write_results(table, stem, float_format="{:.6g}")
+    write_results(goal_table, f"{stem}_goals", float_format="{:.3f}")
     return table
 
 

@@ -96,6 +96,9 @@ def _frames_and_boxes(frames, boxes) -> tuple[list[np.ndarray], list[np.ndarray]
     `ValueError` naming what is wrong."""
     if isinstance(frames, np.ndarray) and frames.ndim == 3:
         frames, boxes = [frames], [boxes]
+    elif isinstance(frames, np.ndarray) and frames.ndim != 4:
+        raise ValueError(f"a frame must be (height, width, 3) pixels (or frames a sequence of them); got an array of "
+                         f"shape {frames.shape}")
     elif isinstance(boxes, np.ndarray) and boxes.ndim == 2:
         raise ValueError(f"several frames ({len(frames)}) take a sequence of (B_i, 4) box arrays, one per frame; got "
                          f"one array of shape {boxes.shape}")
@@ -108,7 +111,17 @@ def _frames_and_boxes(frames, boxes) -> tuple[list[np.ndarray], list[np.ndarray]
             raise ValueError(f"frame {index} must be (height, width, 3) pixels; got shape {frame.shape}")
         if not (frame.dtype == np.uint8 or np.issubdtype(frame.dtype, np.floating)):
             raise ValueError(f"frame {index} must be uint8 or float pixels 0..255; got dtype {frame.dtype}")
-        frame_boxes = np.asarray(frame_boxes, np.float32)
+        if frame.dtype != np.uint8:
+            # The model gives NaN or overflowing pixels a row of zeros, which would read as an invalid box.
+            if not np.isfinite(frame).all():
+                raise ValueError(f"frame {index} holds NaN or infinite pixel values")
+            if frame.min() < 0 or frame.max() > 255:
+                raise ValueError(f"frame {index} holds pixels outside 0..255 (min {frame.min()}, max {frame.max()}); "
+                                 "frames are RGB or BGR values 0..255, not normalised")
+        try:
+            frame_boxes = np.asarray(frame_boxes, np.float32)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"boxes of frame {index} must be (B, 4) numbers, pixel x1, y1, x2, y2: {error}") from None
         if frame_boxes.size == 0:
             frame_boxes = frame_boxes.reshape(0, 4)
         if frame_boxes.ndim != 2 or frame_boxes.shape[1] != 4:

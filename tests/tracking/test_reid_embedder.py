@@ -91,3 +91,28 @@ def test_readme_tracker_loop_runs(exported_saved_model):
     namespace = {}
     exec(code.replace('"exported/hacnn/1"', repr(str(exported_saved_model))), namespace)
     assert sorted(namespace["pairs"]) == [(0, 1), (1, 2), (2, 0)]
+
+
+def test_bad_pixels_and_box_values_are_refused_naming_the_frame(export_model, frames):
+    """NaN, infinite or out-of-range float pixels would give a row of zeros (the ReLUs drop NaN), which reads as
+    "invalid box"; a 2-D array is one grayscale frame, not a sequence of rows; boxes that are not numbers."""
+    embedder = ReIDEmbedder(export_model)
+    good = frames[0].astype(np.float32)
+    outside = r"pixels outside 0\.\.255"
+    for value, what in ((np.nan, "NaN or infinite"), (np.inf, "NaN or infinite"), (256.0, outside), (-1.0, outside)):
+        bad = good.copy()
+        bad[7, 5, 1] = value
+        with pytest.raises(ValueError, match=rf"frame 1 holds {what}"):
+            embedder([good, bad], [FRAME_BOXES, FRAME_BOXES])
+    edges = good.copy()
+    edges[:2], edges[-2:] = 0.0, 255.0  # the range's ends are pixels
+    np.testing.assert_allclose(embedder(edges, FRAME_BOXES), embedder(edges.astype(np.uint8), FRAME_BOXES),
+                               atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match=r"frame must be \(height, width, 3\).*\(120, 90\)"):
+        embedder(frames[0][..., 0], FRAME_BOXES)
+    with pytest.raises(ValueError, match=r"frame must be \(height, width, 3\).*\(120, 90\)"):
+        embedder.get_features(FRAME_BOXES, frames[0][..., 0])
+    with pytest.raises(ValueError, match=r"boxes of frame 0 must be \(B, 4\) numbers"):
+        embedder(frames[0], [[1, 2, 3, 4], [1, 2, 3]])
+    with pytest.raises(ValueError, match=r"boxes of frame 0 must be \(B, 4\) numbers"):
+        embedder(frames[0], [["a", "b", "c", "d"]])

@@ -63,10 +63,16 @@ def box_rows(frames: Sequence[bytes], boxes: Sequence[np.ndarray], boxes_per_row
     padded with `0, 0, 0, 0` (no area: not embedded); a frame with more boxes spans several rows, its bytes repeated;
     a frame without boxes has no row. `take`: where each box's embedding lies in the `[R * boxes_per_row, D]`
     flattened response, frame by frame and box by box."""
+    if isinstance(boxes_per_row, bool) or not isinstance(boxes_per_row, int) or boxes_per_row < 1:
+        raise ValueError(f"boxes_per_row must be a positive integer; got {boxes_per_row!r}")
     if len(frames) != len(boxes):
         raise ValueError(f"got {len(frames)} frames and {len(boxes)} box arrays; give one box array per frame")
     row_frames, row_boxes, take = [], [], []
     for index, (frame, frame_boxes) in enumerate(zip(frames, boxes)):
+        # A decoded frame (an array) base64-encodes as its raw buffer without complaint.
+        if not isinstance(frame, bytes):
+            raise TypeError(f"frame {index} must be encoded image bytes (JPEG, PNG, ...: e.g. cv2.imencode('.jpg', "
+                            f"frame)[1].tobytes()); got {type(frame).__name__}")
         frame_boxes = np.asarray(frame_boxes, np.float32)
         frame_boxes = frame_boxes.reshape(0, 4) if frame_boxes.size == 0 else frame_boxes
         if frame_boxes.ndim != 2 or frame_boxes.shape[1] != 4:

@@ -67,3 +67,17 @@ def test_grpc_request_runs_through_the_session_loader_and_merges_like_server_bat
     np.testing.assert_allclose(got, ReIDEmbedder(export_model)(frames, boxes), atol=1e-5, rtol=0)
     alone = session.run("embed_boxes", feeds[0])["embedding"]
     np.testing.assert_allclose(take_boxes(alone, take_first), got[:5], atol=1e-5, rtol=0)
+
+
+def test_box_rows_refuse_decoded_frames_and_bad_row_widths(camera_frames):
+    """A decoded frame is a buffer that base64 encodes without complaint: the server would see raw pixels."""
+    frames, encoded, boxes = camera_frames
+    with pytest.raises(TypeError, match=r"frame 1 must be encoded image bytes.*ndarray"):
+        box_rows([encoded[0], frames[1]], boxes[:2])
+    with pytest.raises(TypeError, match=r"frame 0 must be encoded image bytes.*str"):
+        build_boxes_rest_body(["c1/000.jpg"], boxes[:1])
+    for width in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match=rf"boxes_per_row must be a positive integer; got {width}"):
+            box_rows(encoded, boxes, boxes_per_row=width)
+    row_frames, _, _ = box_rows(np.array(encoded[:1]), boxes[:1], boxes_per_row=5)  # numpy bytes are bytes
+    assert row_frames == [encoded[0]]

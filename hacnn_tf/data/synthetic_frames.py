@@ -207,16 +207,29 @@ def _write(config: FramesConfig, out: pathlib.Path) -> None:
 
 def read_frame_annotations(root: str | os.PathLike) -> pd.DataFrame:
     """`root/annotations.csv` with a `path` column (absolute frame paths) added. Raises FileNotFoundError when it
-    or a frame it names is missing and ValueError naming the file, the column and the row when a column is
-    missing or a box is empty."""
+    or a frame it names is missing and ValueError naming the file, the column and the row when the file is not a
+    CSV table, a column is missing, a cell is not a number (or empty) or a box is empty."""
     root = pathlib.Path(root)
     path = root / ANNOTATIONS
     if not path.is_file():
         raise FileNotFoundError(f"no {ANNOTATIONS} in {root}: write the frames with generate_frames")
-    table = pd.read_csv(path)
+    try:
+        table = pd.read_csv(path, dtype={"file": str})
+    except (ValueError, UnicodeDecodeError) as error:  # pandas' ParserError and EmptyDataError are ValueErrors
+        raise ValueError(f"{path} is not a CSV table of frame annotations: {error}") from None
     missing = [c for c in ANNOTATION_COLUMNS if c not in table.columns]
     if missing:
         raise ValueError(f"{path} lacks the columns {missing} (it has {list(table.columns)})")
+    empty_file = np.flatnonzero(table["file"].isna())
+    if len(empty_file):
+        raise ValueError(f"{path}: row {empty_file[0] + 2}, column file: empty")
+    for column in ANNOTATION_COLUMNS[1:]:
+        numbers = pd.to_numeric(table[column], errors="coerce")
+        bad = np.flatnonzero(~np.isfinite(numbers.to_numpy(np.float64)))
+        if len(bad):
+            raise ValueError(f"{path}: row {bad[0] + 2}, column {column}: {table[column].iloc[bad[0]]!r} is not a "
+                             "number")
+        table[column] = numbers
     empty = np.flatnonzero((table["x2"] <= table["x1"]) | (table["y2"] <= table["y1"]))
     if len(empty):
         raise ValueError(f"{path}: row {empty[0] + 2} has an empty box (x1, y1, x2, y2 = "

@@ -68,6 +68,16 @@ def association_accuracy(embeddings: np.ndarray, tracks: np.ndarray, cameras: np
     return (right / total if total else float("nan")), total
 
 
+def _read_frame(path: str) -> np.ndarray:
+    """The frame at `path` as `(H, W, 3)` uint8 RGB, or a ValueError naming the file (PIL's truncated-file error
+    does not)."""
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+    except OSError as error:  # UnidentifiedImageError is an OSError
+        raise ValueError(f"{path}: not a readable image ({error})") from None
+
+
 def run_frames_demo(model_or_path: str | os.PathLike | Embedder | keras.Model, frames_root: str | os.PathLike,
                     out_dir: str | os.PathLike, min_visibility: float = 0.3) -> dict:
     """Embeds the ground-truth boxes of the frames under `frames_root` (`generate_frames`) that are at least
@@ -89,7 +99,7 @@ def run_frames_demo(model_or_path: str | os.PathLike | Embedder | keras.Model, f
     if table.empty:
         raise ValueError(f"no box of {frames_root} is at least {min_visibility} visible")
     files = list(dict.fromkeys(table["file"]))
-    images = {name: np.asarray(Image.open(path).convert("RGB")) for name, path in
+    images = {name: _read_frame(path) for name, path in
               table.drop_duplicates("file")[["file", "path"]].itertuples(index=False)}
     box_columns = ["x1", "y1", "x2", "y2"]
     table = pd.concat([table[table["file"] == name] for name in files], ignore_index=True)  # frame-then-box order

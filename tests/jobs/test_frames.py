@@ -4,6 +4,7 @@ files against its own embeddings of the ground-truth boxes, the figure's box col
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -107,3 +108,55 @@ def test_plot_frame_matches_frames_boxes_green_when_right_red_when_wrong(tmp_pat
     np.testing.assert_array_equal(pixels[30 + 10, 100], [128, 128, 128])  # the frame itself, unscaled
     with pytest.raises(ValueError, match="one of each per frame"):
         plot_frame_matches([frame], [boxes, boxes], [["7"]], [np.array([True])], tmp_path / "g.png")
+
+
+@pytest.fixture(scope="module")
+def small_frames(tmp_path_factory):
+    crops = SyntheticConfig(num_train_ids=3, num_test_ids=4, num_cameras=2, images_per_id_per_camera=(2, 2),
+                            num_distractors=1, num_junk=1, seed=4)
+    return generate_frames(tmp_path_factory.mktemp("frames") / "frames",
+                           FramesConfig(crops, num_people=2, num_frames=2, height=96, width=128,
+                                        cameras_per_person=(2, 2)))
+
+
+def _corrupted_copy(root, destination, edit):
+    shutil.copytree(root, destination)
+    edit(destination)
+    return destination
+
+
+def test_bad_annotations_and_frames_are_refused_naming_the_file_and_cell(small_frames, tmp_path, export_model):
+    """A cell that is not a number would have failed deep in pandas (or, empty, become a NaN box embedded as zeros
+    and a NaN visibility silently dropped); an unreadable CSV or frame raised without naming the file."""
+    csv = small_frames / "annotations.csv"
+    lines = csv.read_text().splitlines()
+    columns = lines[0].split(",")
+
+    def with_cell(column, value):
+        def edit(root):
+            cells = lines[2].split(",")
+            cells[columns.index(column)] = value
+            (root / "annotations.csv").write_text("\n".join([*lines[:2], ",".join(cells), *lines[3:]]) + "\n")
+        return edit
+
+    for case, (column, value) in enumerate((("x1", "abc"), ("x1", ""), ("visibility", "nan"), ("pid", "7x"))):
+        root = _corrupted_copy(small_frames, tmp_path / f"cell{case}", with_cell(column, value))
+        with pytest.raises(ValueError, match=rf"annotations\.csv: row 3, column {column}: .*not a number"):
+            read_frame_annotations(root)
+    not_csv = r"annotations\.csv is not a CSV table of frame annotations"
+    for case, (data, message) in enumerate((
+            (b"", not_csv), (b"\x00\xff\xfe binary", not_csv),
+            (f"{lines[0]}\n{lines[1]}\n{lines[2]},extra\n".encode(), not_csv),
+            # pandas takes an extra first row's first cell for the index: the columns shift.
+            (f"{lines[0]}\n{lines[1]},extra\n{lines[2]}\n".encode(), r"row 2, column visibility: 'extra' is not a"))):
+        root = _corrupted_copy(small_frames, tmp_path / f"csv{case}",
+                               lambda r, data=data: (r / "annotations.csv").write_bytes(data))
+        with pytest.raises(ValueError, match=message):
+            read_frame_annotations(root)
+    first = lines[1].split(",")[0]
+    root = _corrupted_copy(small_frames, tmp_path / "truncated",
+                           lambda r: (r / first).write_bytes((small_frames / first).read_bytes()[:300]))
+    with pytest.raises(ValueError, match=rf"{first}: not a readable image"):
+        run_frames_demo(export_model, root, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    assert len(read_frame_annotations(small_frames)) == len(lines) - 1  # the intact copy still reads

@@ -80,8 +80,8 @@ def remove_partial_files(directory: str | os.PathLike) -> list[pathlib.Path]:
 
 @contextlib.contextmanager
 def exclusive_lock(path: str | os.PathLike) -> Iterator[pathlib.Path]:
-    """Holds an exclusive `flock` on the file `path` (created if needed) for the `with` block; raises
-    `RuntimeError` at once if another process holds it. The kernel releases it when the process dies, so a killed
+    """Holds an exclusive `flock` on the file `path` (created if needed), or on the folder `path`, for the `with`
+    block; raises `RuntimeError` at once if another process holds it. The kernel releases it when the process dies, so a killed
     holder leaves no stale lock. Where `fcntl` does not exist (Windows) nothing is locked."""
     path = pathlib.Path(path)
     try:
@@ -89,7 +89,7 @@ def exclusive_lock(path: str | os.PathLike) -> Iterator[pathlib.Path]:
     except ImportError:
         yield path
         return
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDONLY if path.is_dir() else os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

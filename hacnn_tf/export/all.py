@@ -3,6 +3,7 @@ the Keras model before it is put in place."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import pathlib
@@ -16,6 +17,7 @@ import tensorflow as tf
 
 import hacnn_tf
 from hacnn_tf.export.manifest import write_manifest
+from hacnn_tf.io_utils import exclusive_lock, remove_partial_dirs
 from hacnn_tf.export.saved_model import export_saved_model, row_cosines
 from hacnn_tf.model import HACNN
 from hacnn_tf.serving.signatures import BYTES_INPUT, IMAGES_INPUT, IMAGES_SIGNATURE, OUTPUT, SERVING_SIGNATURE
@@ -40,6 +42,8 @@ TARGETS = {"saved_model-fp32": FLOAT32_TARGET, "saved_model-bf16": HALF_PRECISIO
            "tflite-uint8": INT8_TARGET, "tflite_batch-fp32": TFLITE_FLOAT32_TARGET, "onnx-fp32": FLOAT32_TARGET,
            "openvino-fp32": FLOAT32_TARGET, "openvino-int8": INT8_TARGET}
 NUM_RANDOM_CHECK_IMAGES = 16
+# An export's staging folder in `out_dir`: `<prefix><random>/`.
+STAGING_PREFIX = ".export-all.partial-"
 
 
 @dataclasses.dataclass
@@ -97,7 +101,9 @@ def export_all(
     bf16/fp16: mean cosine >= 0.999; int8, uint8 and dynamic-range: mean cosine >= 0.99; OpenVINO at the CPU's
     default inference precision too). The parity goes into the manifest's notes. A folder appears (renamed from a
     staging folder) only once its format has passed; if any format misses its target, the others are still written
-    and a `RuntimeError` lists the misses. Existing folders are never overwritten.
+    and a `RuntimeError` lists the misses. Existing folders are never overwritten. An export holds a lock on
+    `out_dir` (`flock` on the folder) while it runs: a second export into the same folder is refused with a
+    `BlockingIOError`, and the staging folder a killed export left there is removed by the next one.
 
     Args:
         model: the float32 Keras HA-CNN.
@@ -118,11 +124,31 @@ def export_all(
     if calibrated and calibration_images is None:
         raise ValueError(f"{', '.join(calibrated)} need calibration_images (training images, pixels 0..255)")
     out_dir = pathlib.Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise NotADirectoryError(f"{out_dir} is a file: give a folder (new, or holding other formats) for the format "
+                                 "folders")
+    if saved_model is not None and not (pathlib.Path(saved_model) / "saved_model.pb").is_file():
+        raise FileNotFoundError(f"{saved_model} is not a SavedModel (no saved_model.pb in it): give the "
+                                "<model_name>/<version> folder that export_saved_model wrote")
     options = {"model_name": MODEL_NAME, "version": 1, **(saved_model_options or {})}
-    existing = [str(out_dir / name) for name in formats if (out_dir / name).exists()]
-    if existing:
-        raise FileExistsError(f"{existing} exist: export into a new folder")
     out_dir.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(exclusive_lock(out_dir))
+        except RuntimeError:
+            raise BlockingIOError(f"{out_dir}: another export is writing into it (it holds its lock): wait for it to "
+                                  "end, or export into another folder") from None
+        existing = [str(out_dir / name) for name in formats if (out_dir / name).exists()]
+        if existing:
+            raise FileExistsError(f"{existing} exist: export into a new folder, or leave these formats out")
+        remove_partial_dirs(out_dir, (STAGING_PREFIX,))  # of exports that were killed: a live one holds the lock
+        return _export_locked(model, out_dir, formats, calibration_images, check_images, saved_model, options)
+
+
+def _export_locked(model: HACNN, out_dir: pathlib.Path, formats: Sequence[str], calibration_images: np.ndarray | None,
+                   check_images: np.ndarray | None, saved_model: str | os.PathLike | None,
+                   options: Mapping[str, Any]) -> dict[str, pathlib.Path]:
+    """`export_all`'s conversions, checks and renames, in `out_dir` locked by this process."""
     if check_images is None:
         check_images = calibration_images if calibration_images is not None else np.random.default_rng(0).uniform(
             0, 255, (NUM_RANDOM_CHECK_IMAGES, *model.input_size, 3))
@@ -131,7 +157,7 @@ def export_all(
 
     reference = KerasEmbedder(model)(check_images)
     written, misses = {}, {}
-    with tempfile.TemporaryDirectory(prefix=".export-all.partial-", dir=out_dir) as scratch:
+    with tempfile.TemporaryDirectory(prefix=STAGING_PREFIX, dir=out_dir) as scratch:
         scratch = pathlib.Path(scratch)
         source_folder = scratch / "saved_model-fp32"
         if saved_model is None:
@@ -147,8 +173,9 @@ def export_all(
                 target = TARGETS[name] if check == name else stage.targets.get(check, HALF_PRECISION_TARGET)
                 if not meets(results[check], target):
                     misses[check] = results[check]
+            calibration = {"calibration_images": len(calibration_images)} if name in CALIBRATED else {}
             write_manifest(stage.folder, *name.split("-"), stage.input_spec, stage.exporters, stage.model,
-                           {**stage.notes, "parity": {"images": len(check_images), **results}})
+                           {**stage.notes, **calibration, "parity": {"images": len(check_images), **results}})
             if not any(check in misses for check in results):
                 os.replace(stage.folder, out_dir / name)
                 written[name] = out_dir / name

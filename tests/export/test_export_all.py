@@ -11,6 +11,7 @@ from conftest import EXPORT_ALL_FORMATS
 from hacnn_tf.export import all as export_all_module
 from hacnn_tf.export import export_all, verify_manifest
 from hacnn_tf.export.manifest import MANIFEST, sha256_of
+from hacnn_tf.io_utils import exclusive_lock
 from hacnn_tf.runtime import load_embedder
 from hacnn_tf.runtime.keras_model import KerasEmbedder
 
@@ -72,3 +73,27 @@ def test_arguments_are_checked_before_anything_is_written(export_model, exported
     with pytest.raises(FileExistsError, match="onnx-fp32"):
         export_all(export_model, exported_formats["onnx-fp32"].parent, ["onnx-fp32"])
     assert not list(tmp_path.iterdir())
+
+
+def test_a_second_export_into_a_folder_is_refused_and_a_killed_ones_staging_is_removed(export_model, tmp_path,
+                                                                                          monkeypatch):
+    """Two exports into one folder once both converted for minutes, then the second failed renaming onto the
+    first's folders; a killed export's staging folder stayed for good."""
+    with exclusive_lock(tmp_path):  # another export, running
+        with pytest.raises(BlockingIOError, match=f"{tmp_path}: another export is writing into it"):
+            export_all(export_model, tmp_path, ["onnx-fp32"])
+    assert not list(tmp_path.iterdir())
+    killed = tmp_path / f"{export_all_module.STAGING_PREFIX}killed" / "tflite-fp32"
+    killed.mkdir(parents=True)
+    (killed / "hacnn.tflite").write_bytes(b"half a file")
+    seen = []
+
+    def export_locked(model, out_dir, *args):
+        seen.append(list(out_dir.iterdir()))
+        with pytest.raises(RuntimeError, match="is locked"):  # this export holds the folder's lock meanwhile
+            with exclusive_lock(out_dir):
+                pass
+        return {}
+
+    monkeypatch.setattr(export_all_module, "_export_locked", export_locked)
+    assert export_all(export_model, tmp_path, ["onnx-fp32"]) == {} and seen == [[]]

@@ -66,6 +66,8 @@ def format_names(requested: list[str], tflite_variants: list[str]) -> list[str]:
 
 
 def warmup_files(folder: str) -> list[bytes]:
+    if not pathlib.Path(folder).is_dir():
+        raise SystemExit(f"--warmup-images: {folder} is not a folder")
     files = sorted(p for p in pathlib.Path(folder).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[:8]
     if not files:
         raise SystemExit(f"--warmup-images: no .jpg/.png files in {folder}")
@@ -99,9 +101,12 @@ def run(args: argparse.Namespace) -> None:
                          "(its training split calibrates), or leave them out of --format")
     if args.report and not args.dataset:
         raise SystemExit("export: --report evaluates on the query/gallery split of --dataset/--root")
-    for option in ("calibration_images", "check_images", "version"):
-        if getattr(args, option) < 1:
+    for option in ("calibration_images", "check_images", "version", "max_pixels"):
+        if getattr(args, option) is not None and getattr(args, option) < 1:
             raise SystemExit(f"export: --{option.replace('_', '-')} must be positive; got {getattr(args, option)}")
+    if args.model_name in ("", ".", "..") or "/" in args.model_name or "\\" in args.model_name:
+        raise SystemExit(f"export: --model-name must be a folder name (the SavedModels' <model-name>/<version>/); "
+                         f"got {args.model_name!r}")
 
     from hacnn_tf.convert.checkpoint import load_checkpoint
     from hacnn_tf.data.datasets import load_dataset
@@ -110,14 +115,20 @@ def run(args: argparse.Namespace) -> None:
     options = {"model_name": args.model_name, "version": args.version,
                "warmup_images": warmup_files(args.warmup_images) if args.warmup_images else None,
                **({} if args.max_pixels is None else {"max_pixels": args.max_pixels})}
-    model = load_checkpoint(args.checkpoint, args.align_corners)
-    data = load_dataset(args.dataset, args.root, **dataset_options(args)) if args.dataset else None
+    try:
+        model = load_checkpoint(args.checkpoint, args.align_corners)
+        data = load_dataset(args.dataset, args.root, **dataset_options(args)) if args.dataset else None
+    except (FileNotFoundError, ValueError) as error:  # no checkpoint, a corrupt one, a wrong --root
+        raise SystemExit(f"export: {error}") from None
+    if calibrated and args.calibration_images > len(data.train):
+        print(f"export: --calibration-images {args.calibration_images}: the training split has {len(data.train)} "
+              "images; calibrating on all of them")
     out = pathlib.Path(args.out)
     miss = None
     try:
         export_formats(model, out, formats, data, args.calibration_images, args.check_images, options,
                        args.saved_model)
-    except FileExistsError as error:
+    except (FileExistsError, FileNotFoundError, NotADirectoryError, PermissionError, BlockingIOError) as error:
         raise SystemExit(f"export: {error}") from None
     except RuntimeError as error:  # a parity miss (the formats that passed are written) or a failed conversion
         miss = error

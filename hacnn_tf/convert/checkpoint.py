@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import zipfile
 
 import keras
 
@@ -19,6 +20,8 @@ def load_checkpoint(path: str | os.PathLike, align_corners: bool = False) -> HAC
     if not path.is_file():
         raise FileNotFoundError(f"Checkpoint not found: {path}")
     if path.suffix == ".keras":
+        if not zipfile.is_zipfile(path):  # Keras would say "File not found"
+            raise ValueError(f"{path} is not a .keras file (a zip archive): truncated or corrupt")
         model = keras.saving.load_model(path, compile=False)
         if not isinstance(model, HACNN):
             raise ValueError(f"{path} holds a {type(model).__name__}, not a hacnn_tf.HACNN")

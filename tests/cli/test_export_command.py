@@ -80,6 +80,7 @@ def test_every_format_but_the_miss_is_written_with_its_manifest(exported):
             assert hashlib.sha256((out / name / file).read_bytes()).hexdigest() == digest, (name, file)
         parity = manifest["notes"]["parity"]
         assert parity["images"] == CHECK_IMAGES  # sampled from the 40 query and gallery images
+        assert manifest["notes"].get("calibration_images") == (16 if name == "tflite-int8" else None)
         assert meets(parity[name], TARGETS[name]), (name, parity[name])
 
 
@@ -148,3 +149,40 @@ def test_refusals_name_the_option(checkpoint, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["export", str(checkpoint), str(out), "--format", "onnx-fp16"])
     assert exit_info.value.code == 2 and "invalid choice: 'onnx-fp16'" in capsys.readouterr().err
+
+
+def test_bad_paths_and_values_are_refused_before_any_conversion(checkpoint, exported_saved_model, tiny_synthetic,
+                                                               tmp_path, monkeypatch, capsys):
+    """Each case once gave a traceback, or an error deep in a conversion (an empty OUT left behind), or Keras' "File
+    not found" for a truncated .keras file."""
+    truncated = tmp_path / "truncated.keras"
+    truncated.write_bytes(checkpoint.read_bytes()[:20000])
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    not_a_saved_model = tmp_path / "not_a_saved_model"
+    not_a_saved_model.mkdir()
+    out = tmp_path / "out"
+    cases = {
+        (str(tmp_path / "missing.keras"), str(out)): f"Checkpoint not found: {tmp_path / 'missing.keras'}",
+        (str(truncated), str(out)): f"{truncated} is not a .keras file \\(a zip archive\\): truncated or corrupt",
+        (str(checkpoint), str(out), "--max-pixels", "0"): "--max-pixels must be positive; got 0",
+        (str(checkpoint), str(out), "--model-name", "../x"): "--model-name must be a folder name",
+        (str(checkpoint), str(out), "--warmup-images", str(tmp_path / "none")): f"{tmp_path / 'none'} is not a folder",
+        (str(checkpoint), str(out), "--format", "onnx-fp32", "--dataset", "market1501", "--root",
+         str(tmp_path / "none")): f"data set root {tmp_path / 'none'} does not exist",
+        (str(checkpoint), str(a_file), "--format", "onnx-fp32"): f"export: {a_file} is a file",
+        (str(checkpoint), str(out), "--format", "onnx-fp32", "--saved-model", str(not_a_saved_model)):
+            f"export: {not_a_saved_model} is not a SavedModel \\(no saved_model.pb in it\\)",
+        (str(checkpoint), str(out), "--format", "onnx-fp32", "--saved-model", str(exported_saved_model.parent)):
+            "is not a SavedModel",  # the model folder instead of its version folder
+    }
+    for args, message in cases.items():
+        with pytest.raises(SystemExit, match=message):
+            main(["export", *args])
+    assert not out.exists() and a_file.read_text() == ""
+    # More calibration images than the training split has: all of them calibrate, and the command says so.
+    monkeypatch.setattr("hacnn_tf.jobs.export.export_formats", lambda *args: {})
+    main(["export", str(checkpoint), str(out), "--format", "tflite-int8", "--dataset", "market1501", "--root",
+          str(dataset_root(tiny_synthetic)), "--calibration-images", "100000"])
+    assert (f"--calibration-images 100000: the training split has {len(tiny_synthetic.train)} images; calibrating "
+            "on all of them") in capsys.readouterr().out

@@ -10,8 +10,8 @@ points take them from a source of R's rows, block by block:
 - `re_ranking_features(query_features, gallery_features, metric)` (and `reranked_blocks`, which yields the
   re-ranked query x gallery distances a block of queries at a time): the three matrices torchreid is given are the
   features' distances, so R's rows are computed from the features, squared and divided by the row's maximum. The
-  distances are symmetric bit for bit (`hacnn_tf.evaluation.distance`), so column i of the squares is row i and its
-  maximum is known once the row block is computed. Memory is O(N k), not O(N^2).
+  distances are symmetric (`hacnn_tf.evaluation.distance`: to the BLAS's last bit), so column i of the squares is
+  row i and its maximum is known once the row block is computed. Memory is O(N k), not O(N^2).
 
 The encoding matrix V (a few dozen non-zeros per row) is kept sparse as sorted COO arrays (row-major keys), so the
 query expansion and the Jaccard distance cost time proportional to the non-zeros instead of a Python loop per sample.

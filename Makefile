@@ -39,6 +39,7 @@ test: $(TEST)
 bench: $(BENCH)
 	$(BIN)/python -m benchmarks.run --out benchmarks/results
 	$(BIN)/python -m benchmarks.formats --out benchmarks/results
+	$(BIN)/python -m benchmarks.tracking --out benchmarks/results
 
 clean:
 	rm -rf $(VENV) runs

@@ -54,23 +54,6 @@ GOALS = {
                                                                      ">= 1.0x"),
     "TFLite int8 vs TFLite fp32, batch-1 latency": ("tflite-int8", "tflite-fp32", "latency_ms", 0.6, "<= 0.6x"),
 }
-CPU_FLAGS = {"AVX512-BF16": ("avx512_bf16",), "AMX": ("amx_bf16", "amx_int8", "amx_tile"),
-             "AVX512-VNNI": ("avx512_vnni",), "AVX-VNNI": ("avx_vnni",)}
-
-
-def cpu_flags(cpuinfo: str | None = None) -> dict[str, bool]:
-    """`{feature: present}` of `CPU_FLAGS` from /proc/cpuinfo's first `flags` line (AMX: any of its flags)."""
-    if cpuinfo is None:
-        try:
-            with open("/proc/cpuinfo", encoding="utf-8") as handle:
-                cpuinfo = handle.read()
-        except OSError:
-            cpuinfo = ""
-    flags = next((set(line.split(":", 1)[1].split()) for line in cpuinfo.splitlines() if line.startswith("flags")),
-                 set())
-    return {feature: any(flag in flags for flag in names) for feature, names in CPU_FLAGS.items()}
-
-
 def goals(table: pd.DataFrame) -> pd.DataFrame:
     """The `GOALS` rows from a table indexed by contender with `throughput` (img/s) and `latency_ms` columns:
     `numerator`, `denominator` (the rows compared; where a goal names none, this project's best row and the best
@@ -266,8 +249,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     table = table.join(speed, how="outer")
     table.index.name = "contender"
     fpmath = os.environ.get("ONEDNN_DEFAULT_FPMATH_MODE", "")
-    flags = ", ".join(f"{feature} {'yes' if present else 'no'}" for feature, present in cpu_flags().items())
-    print(f"Machine: {machine_description()} ({flags}); {args.threads} threads everywhere; "
+    print(f"Machine: {machine_description()}; {args.threads} threads everywhere; "
           f"ONEDNN_DEFAULT_FPMATH_MODE={fpmath or 'unset'}; torchreid exported at opset {opset}"
           f"{'; --quick' if args.quick else ''}.")
     print(table.to_string(float_format=lambda v: f"{v:.6g}"))

@@ -72,8 +72,26 @@ def peak_rss_of(module: str, *args: str, timeout: float = 900.0) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+CPU_FLAGS = {"AVX512-BF16": ("avx512_bf16",), "AMX": ("amx_bf16", "amx_int8", "amx_tile"),
+             "AVX512-VNNI": ("avx512_vnni",), "AVX-VNNI": ("avx_vnni",)}
+
+
+def cpu_flags(cpuinfo: str | None = None) -> dict[str, bool]:
+    """`{feature: present}` of `CPU_FLAGS` from /proc/cpuinfo's first `flags` line (AMX: any of its flags)."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8") as handle:
+                cpuinfo = handle.read()
+        except OSError:
+            cpuinfo = ""
+    flags = next((set(line.split(":", 1)[1].split()) for line in cpuinfo.splitlines() if line.startswith("flags")),
+                 set())
+    return {feature: any(flag in flags for flag in names) for feature, names in CPU_FLAGS.items()}
+
+
 def machine_description() -> str:
-    """CPU model, logical cores and memory, e.g. `AMD EPYC, 2 cores, 23 GiB`."""
+    """CPU model, logical cores, memory and `cpu_flags`, e.g. `AMD EPYC, 2 cores, 23 GiB (AVX512-BF16 yes, AMX no,
+    AVX512-VNNI yes, AVX-VNNI no)`."""
     model = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as handle:
@@ -85,7 +103,8 @@ def machine_description() -> str:
         memory = f", {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB"
     except (ValueError, OSError):
         pass
-    return f"{model}, {os.cpu_count()} cores{memory}"
+    flags = ", ".join(f"{feature} {'yes' if present else 'no'}" for feature, present in cpu_flags().items())
+    return f"{model}, {os.cpu_count()} cores{memory} ({flags})"
 
 
 def summarize(times: Mapping[str, np.ndarray], items: Mapping[str, int]) -> dict[str, dict[str, float]]:

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from benchmarks.formats import GOALS, cpu_flags, goals
+from benchmarks.formats import GOALS, goals
 
 
 def fake_table() -> pd.DataFrame:
@@ -43,9 +43,3 @@ def test_goals_are_missed_past_their_bounds_and_without_rows():
     assert np.isnan(bf16["ratio"]) and not bf16["met"]
     no_peer = goals(table[~table.index.str.startswith("torchreid")]).to_dict(orient="index")
     assert all(np.isnan(no_peer[name]["ratio"]) for name in list(GOALS)[:3])
-
-
-def test_cpu_flags_read_the_flags_line():
-    cpuinfo = "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx2 avx512f avx512_vnni avx512_bf16\n"
-    assert cpu_flags(cpuinfo) == {"AVX512-BF16": True, "AMX": False, "AVX512-VNNI": True, "AVX-VNNI": False}
-    assert cpu_flags("flags : amx_tile amx_bf16")["AMX"] and not any(cpu_flags("").values())

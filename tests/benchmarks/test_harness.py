@@ -1,7 +1,7 @@
 import numpy as np
 import pandas as pd
 
-from benchmarks.harness import Contender, interleave, summarize
+from benchmarks.harness import Contender, cpu_flags, interleave, summarize
 from benchmarks.run import GOALS, _row, markdown
 
 
@@ -74,3 +74,9 @@ def test_synthetic_features_have_the_requested_layout():
     query, gallery, (q_pids, _, q_camids, g_camids) = synthetic_features(30, 200, 10, 3, 16)
     assert query.shape == (30, 16) and gallery.shape == (200, 16) and query.dtype == np.float32
     assert q_pids.max() < 10 and g_camids.max() < 3 and q_camids.shape == (30,)
+
+
+def test_cpu_flags_read_the_flags_line():
+    cpuinfo = "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx2 avx512f avx512_vnni avx512_bf16\n"
+    assert cpu_flags(cpuinfo) == {"AVX512-BF16": True, "AMX": False, "AVX512-VNNI": True, "AVX-VNNI": False}
+    assert cpu_flags("flags : amx_tile amx_bf16")["AMX"] and not any(cpu_flags("").values())

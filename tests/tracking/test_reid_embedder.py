@@ -87,9 +87,9 @@ def test_readme_tracker_loop_runs(exported_saved_model):
     recovers which detection of the moved frame is which track."""
     section = README.read_text().split("## Use it in a tracker", 1)[1].split("\n## ", 1)[0]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
-    assert '"exported/hacnn/1"' in code
+    assert '"exported/saved_model-fp32/hacnn/1"' in code
     namespace = {}
-    exec(code.replace('"exported/hacnn/1"', repr(str(exported_saved_model))), namespace)
+    exec(code.replace('"exported/saved_model-fp32/hacnn/1"', repr(str(exported_saved_model))), namespace)
     assert sorted(namespace["pairs"]) == [(0, 1), (1, 2), (2, 0)]
 
 

@@ -77,11 +77,9 @@ def warmup_files(folder: str) -> list[bytes]:
 def parity_line(folder: pathlib.Path) -> str:
     """`<folder> (<model>): parity on N images: <check> max abs diff ..., mean cosine ..., min cosine ...` from the
     folder's manifest."""
-    import json
+    from hacnn_tf.export.manifest import read_manifest
 
-    from hacnn_tf.export.manifest import MANIFEST
-
-    manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    manifest = read_manifest(folder)
     checks = dict(manifest["notes"]["parity"])
     images = checks.pop("images")
     return (f"wrote {folder} ({manifest['model']}): parity with the Keras model on {images} images: " + "; ".join(

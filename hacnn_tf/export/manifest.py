@@ -57,11 +57,16 @@ def write_manifest(folder: str | os.PathLike, format: str, precision: str, input
     return path
 
 
+def read_manifest(folder: str | os.PathLike) -> dict:
+    """`<folder>/manifest.json` as written by `write_manifest` (not checked against the files: `verify_manifest`)."""
+    return json.loads((pathlib.Path(folder) / MANIFEST).read_text(encoding="utf-8"))
+
+
 def verify_manifest(folder: str | os.PathLike) -> dict:
     """Reads `<folder>/manifest.json` and checks every listed file's sha256 (and that no file is missing or was
     added); returns the manifest or raises `ValueError` naming the files that differ."""
     folder = pathlib.Path(folder)
-    manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    manifest = read_manifest(folder)
     present = {path.relative_to(folder).as_posix() for path in folder.rglob("*")
                if path.is_file() and path.name != MANIFEST}
     listed = manifest["files"]

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import pathlib
 from typing import Any, Iterable, Mapping
@@ -14,7 +13,7 @@ import pandas as pd
 from hacnn_tf.data.datasets import ReIDDataset
 from hacnn_tf.data.pipeline import load_pixels
 from hacnn_tf.export.all import FORMATS, export_all
-from hacnn_tf.export.manifest import MANIFEST
+from hacnn_tf.export.manifest import read_manifest
 from hacnn_tf.export.parity import parity_report
 from hacnn_tf.model import HACNN
 
@@ -54,7 +53,7 @@ def export_formats(
 def manifest_model(folder: str | os.PathLike) -> pathlib.Path:
     """What `load_embedder` reads in an exported folder: the `model` its manifest names."""
     folder = pathlib.Path(folder)
-    return folder / json.loads((folder / MANIFEST).read_text(encoding="utf-8"))["model"]
+    return folder / read_manifest(folder)["model"]
 
 
 def retrieval_report(model: HACNN, folders: Mapping[str, pathlib.Path], dataset: ReIDDataset,

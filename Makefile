@@ -9,7 +9,7 @@ BASE := $(VENV)/.installed-base
 TEST := $(VENV)/.installed-test
 BENCH := $(VENV)/.installed-bench
 
-.PHONY: demo test bench clean
+.PHONY: demo test test-fast lint bench clean
 
 $(BASE): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -30,8 +30,18 @@ $(BENCH): $(BASE)
 demo: $(BASE)
 	$(BIN)/python -m training.demo --workdir runs/demo
 
-test: $(TEST)
+test: $(TEST) lint
 	$(BIN)/python -m pytest -q -rs
+
+# Every test not marked slow (real training, export chains, fresh-venv installs, the docs' examples): a check
+# before a commit.
+test-fast: $(TEST) lint
+	$(BIN)/python -m pytest -q -rs -m "not slow"
+
+# ruff's rules and line length are in pyproject.toml ([tool.ruff]).
+lint: $(TEST)
+	$(BIN)/ruff check hacnn_tf benchmarks training export tests
+	$(BIN)/ruff format --check hacnn_tf benchmarks training export tests
 
 # Speed and memory against torchreid (CPU) in one process, then every exported format against torchreid through ONNX
 # (a second process: its runtimes' thread pools would slow torchreid's eager model); prints the tables and goals,

@@ -16,12 +16,22 @@ import numpy as np
 
 # Market-1501's and MSMT17's test splits: (num_query, num_gallery, identities, cameras, feature dimension), and the
 # noise and camera offsets of their synthetic features (MSMT17: Rank-1 about 0.85, mAP about 0.4).
-SIZES = {"market": ((3368, 15913, 750, 6, 128), {"noise": 1.2, "camera_shift": 0.0}),
-         "msmt17": ((11659, 82161, 3060, 15, 1024), {"noise": 2.4, "camera_shift": 0.6})}
+SIZES = {
+    "market": ((3368, 15913, 750, 6, 128), {"noise": 1.2, "camera_shift": 0.0}),
+    "msmt17": ((11659, 82161, 3060, 15, 1024), {"noise": 2.4, "camera_shift": 0.6}),
+}
 
 
-def synthetic_features(num_query: int, num_gallery: int, num_ids: int, num_cams: int, dim: int, seed: int = 0,
-                       noise: float = 1.2, camera_shift: float = 0.6) -> tuple[np.ndarray, np.ndarray, tuple]:
+def synthetic_features(
+    num_query: int,
+    num_gallery: int,
+    num_ids: int,
+    num_cams: int,
+    dim: int,
+    seed: int = 0,
+    noise: float = 1.2,
+    camera_shift: float = 0.6,
+) -> tuple[np.ndarray, np.ndarray, tuple]:
     """Clustered float32 features: identity centre + camera offset + noise, so ranking is neither trivial nor random.
     Returns `(query, gallery, (q_pids, g_pids, q_camids, g_camids))`."""
     rng = np.random.default_rng(seed)
@@ -59,18 +69,26 @@ def main(argv: list[str] | None = None) -> dict:
     baseline = status_mib("VmRSS")
     start = time.perf_counter()
     if args.path == "features":
-        cmc, mean_ap, mean_inp = evaluate_features(query, gallery, *ids, rerank=args.rerank, aqe=args.aqe,
-                                                   return_minp=True)
+        cmc, mean_ap, mean_inp = evaluate_features(
+            query, gallery, *ids, rerank=args.rerank, aqe=args.aqe, return_minp=True
+        )
     else:
         if args.aqe:
             raise SystemExit("the dense path has no query expansion")
         distmat = compute_distance_matrix(query, gallery)
         if args.rerank:
-            distmat = re_ranking(distmat, compute_distance_matrix(query, query),
-                                 compute_distance_matrix(gallery, gallery))
+            distmat = re_ranking(
+                distmat, compute_distance_matrix(query, query), compute_distance_matrix(gallery, gallery)
+            )
         cmc, mean_ap, mean_inp = evaluate_rank(distmat, *ids, return_minp=True)
-    result = {"seconds": time.perf_counter() - start, "baseline_mib": baseline, "peak_mib": status_mib("VmHWM"),
-              "rank1": float(cmc[0]), "mAP": mean_ap, "mINP": mean_inp}
+    result = {
+        "seconds": time.perf_counter() - start,
+        "baseline_mib": baseline,
+        "peak_mib": status_mib("VmHWM"),
+        "rank1": float(cmc[0]),
+        "mAP": mean_ap,
+        "mINP": mean_inp,
+    }
     print(json.dumps(result))
     return result
 

@@ -9,7 +9,7 @@ import platform
 import subprocess
 import sys
 import time
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -23,8 +23,9 @@ class Contender:
     items: int = 1
 
 
-def interleave(contenders: Sequence[Contender], repeats: int = 7, warmup: int = 2, pause: float = 0.1
-               ) -> dict[str, np.ndarray]:
+def interleave(
+    contenders: Sequence[Contender], repeats: int = 7, warmup: int = 2, pause: float = 0.1
+) -> dict[str, np.ndarray]:
     """Seconds per call of each contender, `repeats` rounds in which every contender runs once in turn.
 
     Alternating the contenders spreads slow phases of a shared machine over all of them, so their ratios hold even
@@ -65,15 +66,24 @@ def peak_rss_of(module: str, *args: str, timeout: float = 900.0) -> dict:
     """Runs `python -m module *args` in a fresh process; returns the JSON object its last stdout line holds.
 
     Each memory measurement runs alone in its own process: `ru_maxrss` is a high-water mark of the whole process."""
-    result = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=timeout,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    result = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
     if result.returncode:
         raise RuntimeError(f"`python -m {module} {' '.join(args)}` failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-CPU_FLAGS = {"AVX512-BF16": ("avx512_bf16",), "AMX": ("amx_bf16", "amx_int8", "amx_tile"),
-             "AVX512-VNNI": ("avx512_vnni",), "AVX-VNNI": ("avx_vnni",)}
+CPU_FLAGS = {
+    "AVX512-BF16": ("avx512_bf16",),
+    "AMX": ("amx_bf16", "amx_int8", "amx_tile"),
+    "AVX512-VNNI": ("avx512_vnni",),
+    "AVX-VNNI": ("avx_vnni",),
+}
 
 
 def cpu_flags(cpuinfo: str | None = None) -> dict[str, bool]:
@@ -84,8 +94,9 @@ def cpu_flags(cpuinfo: str | None = None) -> dict[str, bool]:
                 cpuinfo = handle.read()
         except OSError:
             cpuinfo = ""
-    flags = next((set(line.split(":", 1)[1].split()) for line in cpuinfo.splitlines() if line.startswith("flags")),
-                 set())
+    flags = next(
+        (set(line.split(":", 1)[1].split()) for line in cpuinfo.splitlines() if line.startswith("flags")), set()
+    )
     return {feature: any(flag in flags for flag in names) for feature, names in CPU_FLAGS.items()}
 
 
@@ -109,6 +120,12 @@ def machine_description() -> str:
 
 def summarize(times: Mapping[str, np.ndarray], items: Mapping[str, int]) -> dict[str, dict[str, float]]:
     """Median seconds per call, the spread (p10-p90 of seconds) and images per second, per contender."""
-    return {name: {"median_s": float(np.median(t)), "p10_s": float(np.percentile(t, 10)),
-                   "p90_s": float(np.percentile(t, 90)), "images_per_s": items[name] / float(np.median(t))}
-            for name, t in times.items()}
+    return {
+        name: {
+            "median_s": float(np.median(t)),
+            "p10_s": float(np.percentile(t, 10)),
+            "p90_s": float(np.percentile(t, 90)),
+            "images_per_s": items[name] / float(np.median(t)),
+        }
+        for name, t in times.items()
+    }

@@ -12,7 +12,8 @@ from hacnn_tf.model import HACNN
 
 NUM_CLASSES = 751  # Market-1501's training identities
 INPUT_SIZE = (160, 64)
-# Forward multiply-adds x 2 of HA-CNN at 160 x 64 (HACNN.md); a training step costs about 3 forwards.
+# Forward multiply-adds x 2 of HA-CNN at 160 x 64 (counted layer by layer; docs/performance.md#reproduce);
+# a training step costs about 3 forwards.
 FORWARD_GFLOP = 1.088
 TRAIN_GFLOP = 3 * FORWARD_GFLOP
 
@@ -49,5 +50,6 @@ def exports(model: HACNN, workdir: pathlib.Path) -> tuple[pathlib.Path, dict[str
     dataset = load_dataset("market1501", synthetic.generate(workdir / "synthetic", seed=0))
     calibration = load_pixels(dataset.train.sample(100, random_state=0), INPUT_SIZE)
     tflite = convert_tflite_variants(
-        saved_model, {variant: workdir / f"hacnn_{variant}.tflite" for variant in ("fp32", "int8")}, calibration)
+        saved_model, {variant: workdir / f"hacnn_{variant}.tflite" for variant in ("fp32", "int8")}, calibration
+    )
     return saved_model, tflite

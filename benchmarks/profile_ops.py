@@ -1,67 +1,148 @@
-"""Where inference time goes: TensorFlow's per-op step statistics of one HA-CNN batch, summed by op type.
+"""Where the exported SavedModel's inference time goes, under TF Serving's own loader.
 
-`python -m benchmarks.profile_ops --batch 64` prints the op types by total time (the graph as Grappler and oneDNN
-rewrite it: fused convolutions appear as `_MklNative...Conv2D`) and the slowest single ops. The model's variables
-are frozen into constants first, which is what lets a v1 session trace it with `RunOptions.FULL_TRACE`.
+`python -m benchmarks.profile_ops --batch 1` exports the paper-sized model (random weights; `--saved-model DIR` reads
+an `export_saved_model` version folder instead), loads it into a TF1 session as TF Serving and `saved_model_cli run`
+do (`tf.compat.v1.saved_model.loader.load`, intra-op and inter-op threads as `--tensorflow_intra_op_parallelism` and
+`--tensorflow_inter_op_parallelism` set them), and runs its `embed_images` signature. It prints the wall time per call
+(median), the nodes the executor ran (the graph as Grappler and oneDNN rewrote it: fused convolutions appear as
+`_MklNative...Conv2D`), how many of them only read variables, the sum of the ops' own times and what the wall time
+spends outside them (with one inter-op thread the executor runs the nodes one after another, so the difference is
+its dispatch overhead), the op types by total time and the slowest nodes. `--trace FILE.json` writes the traced run
+as a Chrome trace (open it in Perfetto or chrome://tracing).
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import pathlib
+import re
+import tempfile
 import time
 
 import numpy as np
 import pandas as pd
 
+# Ops whose only work is to hand a variable's value to the graph (a frozen graph has none).
+VARIABLE_OPS = ("VarHandleOp", "ReadVariableOp", "Identity", "_Arg")
 
-def op_profile(batch: int = 64, repeats: int = 3) -> tuple[pd.DataFrame, pd.DataFrame, float]:
-    """`(time by op type, slowest ops, median wall ms)` of HA-CNN inference (random weights, paper size)."""
+
+def node_op(node) -> str:
+    """The op type of a `NodeExecStats` (its `timeline_label` reads `name = Op(inputs)`), else the node's name."""
+    label = node.timeline_label
+    return label.split("=", 1)[1].split("(")[0].strip() if "=" in label else node.node_name
+
+
+def step_profile(step_stats) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`(by op type, by node)` of a `StepStats`: op types with `count`, `ms` (the nodes' own times summed) and
+    `share` of all ops' time, sorted by `ms`; nodes with `node` (without the function-call scopes the signature's
+    inlined functions prefix), `op`, `ms`, sorted by `ms`."""
+    by_type, count, by_node = collections.Counter(), collections.Counter(), collections.Counter()
+    for device in step_stats.dev_stats:
+        for node in device.node_stats:
+            op, ms = node_op(node), node.all_end_rel_micros / 1000
+            by_type[op] += ms
+            count[op] += 1
+            by_node[(re.sub(r"^(StatefulPartitionedCall[^/]*/)+", "", node.node_name), op)] += ms
+    total = sum(by_type.values()) or 1.0
+    types = pd.DataFrame(
+        [{"op": op, "count": count[op], "ms": ms, "share": ms / total} for op, ms in by_type.most_common()],
+        columns=["op", "count", "ms", "share"],
+    )
+    nodes = pd.DataFrame(
+        [{"node": name, "op": op, "ms": ms} for (name, op), ms in by_node.most_common()], columns=["node", "op", "ms"]
+    )
+    return types, nodes
+
+
+def session_profile(
+    saved_model_dir: str | pathlib.Path,
+    batch: int = 1,
+    threads: int = 2,
+    inter_op_threads: int = 1,
+    repeats: int = 20,
+    trace: str | pathlib.Path | None = None,
+) -> dict:
+    """Profile of `embed_images` of the SavedModel at `saved_model_dir` in a TF1 session (TF Serving's loader):
+    `{"wall_ms": median per call, "nodes": executed nodes, "variable_nodes": of them `VARIABLE_OPS`, "op_ms": the
+    ops' own times summed, "types": ..., "nodes_by_time": ...}` (see `step_profile`) of one traced call after
+    warm-up; `trace` also writes that call as a Chrome trace."""
     import tensorflow as tf
-    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+    from tensorflow.python.client import timeline
 
-    from benchmarks.models import INPUT_SIZE, NUM_CLASSES, images
-    from hacnn_tf.model import HACNN
-
-    model = HACNN(NUM_CLASSES)
-    embed = tf.function(lambda x: model(x, training=False)["embedding"], autograph=False)
-    frozen = convert_variables_to_constants_v2(embed.get_concrete_function(tf.TensorSpec((batch, *INPUT_SIZE, 3))))
+    config = tf.compat.v1.ConfigProto(
+        intra_op_parallelism_threads=threads, inter_op_parallelism_threads=inter_op_threads
+    )
     graph = tf.Graph()
-    with graph.as_default():
-        tf.graph_util.import_graph_def(frozen.graph.as_graph_def(), name="")
-    feed, fetch = {frozen.inputs[0].name: images(batch)}, frozen.outputs[0].name
-    with tf.compat.v1.Session(graph=graph) as session:
-        session.run(fetch, feed)
+    with tf.compat.v1.Session(graph=graph, config=config) as session:
+        signature = tf.compat.v1.saved_model.loader.load(session, ["serve"], str(saved_model_dir)).signature_def[
+            "embed_images"
+        ]
+        images = np.random.default_rng(0).uniform(0, 255, (batch, *_input_size(signature), 3)).astype(np.float32)
+        feed, fetch = {signature.inputs["images"].name: images}, signature.outputs["embedding"].name
+        for _ in range(3):
+            session.run(fetch, feed)
         times = []
         for _ in range(repeats):
             start = time.perf_counter()
             session.run(fetch, feed)
             times.append(time.perf_counter() - start)
         metadata = tf.compat.v1.RunMetadata()
-        session.run(fetch, feed, options=tf.compat.v1.RunOptions(trace_level=tf.compat.v1.RunOptions.FULL_TRACE),
-                    run_metadata=metadata)
-    by_type, by_node = collections.Counter(), collections.Counter()
-    for device in metadata.step_stats.dev_stats:
-        for node in device.node_stats:
-            label = node.timeline_label
-            op = label.split("=", 1)[1].split("(")[0].strip() if "=" in label else node.node_name
-            by_type[op] += node.all_end_rel_micros / 1000
-            by_node[(node.node_name, op)] += node.all_end_rel_micros / 1000
-    total = sum(by_type.values())
-    types = pd.DataFrame([{"op": op, "ms": ms, "share": ms / total} for op, ms in by_type.most_common()])
-    nodes = pd.DataFrame([{"node": name, "op": op, "ms": ms} for (name, op), ms in by_node.most_common(20)])
-    return types, nodes, 1000 * float(np.median(times))
+        session.run(
+            fetch,
+            feed,
+            options=tf.compat.v1.RunOptions(trace_level=tf.compat.v1.RunOptions.FULL_TRACE),
+            run_metadata=metadata,
+        )
+    if trace is not None:
+        pathlib.Path(trace).write_text(timeline.Timeline(metadata.step_stats).generate_chrome_trace_format())
+    types, nodes = step_profile(metadata.step_stats)
+    return {
+        "wall_ms": 1000 * float(np.median(times)),
+        "nodes": int(types["count"].sum()),
+        "variable_nodes": int(types.loc[types["op"].isin(VARIABLE_OPS), "count"].sum()),
+        "op_ms": float(types["ms"].sum()),
+        "types": types,
+        "nodes_by_time": nodes,
+    }
 
 
-def main(argv: list[str] | None = None) -> None:
+def _input_size(signature) -> tuple[int, int]:
+    dims = signature.inputs["images"].tensor_shape.dim
+    return int(dims[1].size), int(dims[2].size)
+
+
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--saved-model", help="an export_saved_model version folder (default: export one)")
+    parser.add_argument("--threads", type=int, default=2, help="intra-op threads")
+    parser.add_argument("--inter-op-threads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=20, help="timed calls (median reported)")
+    parser.add_argument("--trace", help="write the traced call as a Chrome trace (JSON) to this file")
     args = parser.parse_args(argv)
-    types, nodes, wall = op_profile(args.batch)
-    print(f"batch {args.batch}: {wall:.1f} ms per batch (op times below overlap: ops run concurrently)\n")
-    print(types.head(20).to_string(index=False, float_format="{:.3f}".format))
+    with tempfile.TemporaryDirectory() as scratch:
+        saved_model = args.saved_model
+        if saved_model is None:
+            from benchmarks.models import NUM_CLASSES
+            from hacnn_tf.export.saved_model import export_saved_model
+            from hacnn_tf.model import HACNN
+
+            saved_model = export_saved_model(HACNN(NUM_CLASSES), scratch, check=False)
+        profile = session_profile(
+            saved_model, args.batch, args.threads, args.inter_op_threads, args.repeats, args.trace
+        )
+    overhead = profile["wall_ms"] - profile["op_ms"]
+    print(
+        f"batch {args.batch}, {args.threads} intra-op / {args.inter_op_threads} inter-op threads: "
+        f"{profile['wall_ms']:.2f} ms per call (median of {args.repeats}); {profile['nodes']} nodes executed "
+        f"({profile['variable_nodes']} of them variable reads: {', '.join(VARIABLE_OPS)}); ops' own time "
+        f"{profile['op_ms']:.2f} ms (traced call), outside the ops {overhead:.2f} ms\n"
+    )
+    print(profile["types"].head(25).to_string(index=False, float_format="{:.3f}".format))
     print()
-    print(nodes.to_string(index=False, float_format="{:.1f}".format))
+    print(profile["nodes_by_time"].head(20).to_string(index=False, float_format="{:.3f}".format))
+    return profile
 
 
 if __name__ == "__main__":

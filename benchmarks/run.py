@@ -37,30 +37,41 @@ GOALS = {
     ("evaluation", "hacnn_tf_features", 0): ({"median_ms": 2400}, "<= 2.4 s (the dense path before)"),
     ("evaluation+rerank", "hacnn_tf_features", 0): ({"median_ms": 10600}, "<= 10.6 s (the dense path before)"),
     ("evaluation_msmt17", "hacnn_tf_features", 0): ({"median_ms": 120_000, "peak_mib": 6144}, "<= 2 min, <= 6 GiB"),
-    ("evaluation_msmt17+rerank", "hacnn_tf_features", 0): ({"median_ms": 900_000, "peak_mib": 12288},
-                                                           "<= 15 min, <= 12 GiB"),
+    ("evaluation_msmt17+rerank", "hacnn_tf_features", 0): (
+        {"median_ms": 900_000, "peak_mib": 12288},
+        "<= 15 min, <= 12 GiB",
+    ),
 }
 # What torchreid 0.2.5 would allocate at MSMT17's size (11,659 x 82,161; 93,820 samples), and why it is not run.
 TORCHREID_MSMT17 = {
     "evaluation_msmt17": "not run: eval_market1501 holds distmat (float32) + argsort and g_pids[indices] (int64) + "
-                         "matches (int32) = 21.4 GiB, on this 24 GiB machine shared with others",
+    "matches (int32) = 21.4 GiB, on this 24 GiB machine shared with others",
     "evaluation_msmt17+rerank": "not run: re_ranking holds the all-sample distance matrix and V (93,820^2 float32, "
-                                "32.8 GiB each) and the matrix's argsort (int64, 65.6 GiB)",
+    "32.8 GiB each) and the matrix's argsort (int64, 65.6 GiB)",
 }
 
 
 def _row(section, contender, batch, stats, ratio=None, gflop=None, peak=None, unit="img/s", extra=None):
-    row = {"section": section, "contender": contender, "batch": batch, "median_ms": 1000 * stats["median_s"],
-           "p10_ms": 1000 * stats["p10_s"], "p90_ms": 1000 * stats["p90_s"],
-           "throughput": stats["images_per_s"] if unit == "img/s" else None, "ratio": ratio, **(extra or {})}
+    row = {
+        "section": section,
+        "contender": contender,
+        "batch": batch,
+        "median_ms": 1000 * stats["median_s"],
+        "p10_ms": 1000 * stats["p10_s"],
+        "p90_ms": 1000 * stats["p90_s"],
+        "throughput": stats["images_per_s"] if unit == "img/s" else None,
+        "ratio": ratio,
+        **(extra or {}),
+    }
     if gflop is not None:
         achieved = gflop * stats["images_per_s"]
         row.update(gflops=achieved, peak_fraction=achieved / peak)
     goal = GOALS.get((section, contender, batch))
     if goal is not None and isinstance(goal[0], dict):  # upper limits on the row's own figures
         limits, text = goal
-        row.update(goal=text, met=all(row.get(name) is not None and row[name] <= limit
-                                      for name, limit in limits.items()))
+        row.update(
+            goal=text, met=all(row.get(name) is not None and row[name] <= limit for name, limit in limits.items())
+        )
     elif goal is not None and ratio is not None:
         target, text = goal
         row.update(goal=text, met=bool(ratio >= target if ">=" in text else ratio <= target))
@@ -79,18 +90,22 @@ def inference_rows(reference, model, saved_model_dir, batches, repeats, peak) ->
         x, raw = images(batch), tf.constant(pixels(batch))
         torch_x = torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
 
-        def torchreid_run():
+        def torchreid_run(torch_x=torch_x):
             with torch.no_grad():
                 reference(torch_x)
 
-        contenders = [Contender(REFERENCE, torchreid_run, batch),
-                      Contender("keras", lambda: embed(x).numpy(), batch),
-                      Contender("keras_xla", lambda: embed_xla(x).numpy(), batch),
-                      Contender("saved_model", lambda: signature(images=raw)["embedding"].numpy(), batch)]
+        contenders = [
+            Contender(REFERENCE, torchreid_run, batch),
+            Contender("keras", lambda x=x: embed(x).numpy(), batch),
+            Contender("keras_xla", lambda x=x: embed_xla(x).numpy(), batch),
+            Contender("saved_model", lambda raw=raw: signature(images=raw)["embedding"].numpy(), batch),
+        ]
         stats = summarize(interleave(contenders, repeats), {c.name: c.items for c in contenders})
         base = stats[REFERENCE]["images_per_s"]
-        rows += [_row("inference", name, batch, s, s["images_per_s"] / base, FORWARD_GFLOP, peak)
-                 for name, s in stats.items()]
+        rows += [
+            _row("inference", name, batch, s, s["images_per_s"] / base, FORWARD_GFLOP, peak)
+            for name, s in stats.items()
+        ]
     return rows
 
 
@@ -117,8 +132,9 @@ def latency_rows(reference, tflite_paths, repeats, peak, burst: int = 10) -> lis
             embedder.embed_one(image)
 
     contenders = [Contender(REFERENCE, torchreid_run, burst)]
-    contenders += [Contender(f"tflite_{name}", lambda e=embedder: tflite_run(e), burst)
-                   for name, embedder in embedders.items()]
+    contenders += [
+        Contender(f"tflite_{name}", lambda e=embedder: tflite_run(e), burst) for name, embedder in embedders.items()
+    ]
     times = interleave(contenders, repeats * 2, warmup=1, pause=0.3)
     stats = summarize({name: t / burst for name, t in times.items()}, {c.name: 1 for c in contenders})
     rows = []
@@ -138,7 +154,8 @@ def training_rows(seed, batch, repeats, peak) -> list[dict]:
     reference, model = reference_and_port(seed)
     reference.train()
     criterion = load_torchreid_module("reid/losses/cross_entropy_loss.py").CrossEntropyLoss(
-        NUM_CLASSES, use_gpu=False, label_smooth=True)
+        NUM_CLASSES, use_gpu=False, label_smooth=True
+    )
     optimizer = torch.optim.Adam(reference.parameters(), lr=3e-4)
     x = images(batch, seed=1)
     labels = np.random.default_rng(1).integers(0, NUM_CLASSES, size=batch)
@@ -154,23 +171,28 @@ def training_rows(seed, batch, repeats, peak) -> list[dict]:
     losses, weights = hacnn_losses(softmax=True, triplet=False)
     model.compile(optimizer=keras.optimizers.Adam(3e-4), loss=losses, loss_weights=weights)
     targets = {name: labels for name in losses}
-    contenders = [Contender(REFERENCE, torchreid_step, batch),
-                  Contender("keras", lambda: model.train_on_batch(x, targets), batch)]
+    contenders = [
+        Contender(REFERENCE, torchreid_step, batch),
+        Contender("keras", lambda: model.train_on_batch(x, targets), batch),
+    ]
     stats = summarize(interleave(contenders, repeats), {c.name: c.items for c in contenders})
     base = stats[REFERENCE]["images_per_s"]
     return [_row("training", name, batch, s, s["images_per_s"] / base, TRAIN_GFLOP, peak) for name, s in stats.items()]
 
 
-def market_sized_problem(seed: int = 0, num_query: int = 3368, num_gallery: int = 15913, dim: int = 128,
-                         num_ids: int = 750):
+def market_sized_problem(
+    seed: int = 0, num_query: int = 3368, num_gallery: int = 15913, dim: int = 128, num_ids: int = 750
+):
     """Clustered random features with Market-1501's sizes (750 test identities, 6 cameras) and their distances.
     Returns `(query, gallery), {"q_g", "q_q", "g_g"}, (q_pids, g_pids, q_camids, g_camids)`."""
     from benchmarks.evaluation import SIZES, synthetic_features
     from hacnn_tf.evaluation.distance import compute_distance_matrix
 
     query, gallery, ids = synthetic_features(num_query, num_gallery, num_ids, 6, dim, seed=seed, **SIZES["market"][1])
-    distances = {name: compute_distance_matrix(a, b) for name, (a, b) in
-                 {"q_g": (query, gallery), "q_q": (query, query), "g_g": (gallery, gallery)}.items()}
+    distances = {
+        name: compute_distance_matrix(a, b)
+        for name, (a, b) in {"q_g": (query, gallery), "q_q": (query, query), "g_g": (gallery, gallery)}.items()
+    }
     return (query, gallery), distances, ids
 
 
@@ -197,11 +219,15 @@ def evaluation_rows(rerank: bool) -> list[dict]:
         distmat = distances["q_g"]
         if rerank:
             distmat = load_torchreid_module("reid/utils/rerank.py").re_ranking(
-                distances["q_g"], distances["q_q"], distances["g_g"])
+                distances["q_g"], distances["q_q"], distances["g_g"]
+            )
         results[REFERENCE] = rank.evaluate_rank(distmat, *ids, use_cython=False)
 
-    contenders = [Contender(REFERENCE, torchreid), Contender("hacnn_tf", ours),
-                  Contender("hacnn_tf_features", ours_from_features)]
+    contenders = [
+        Contender(REFERENCE, torchreid),
+        Contender("hacnn_tf", ours),
+        Contender("hacnn_tf_features", ours_from_features),
+    ]
     stats = summarize(interleave(contenders, repeats=1, warmup=0), {c.name: 1 for c in contenders})
     cmc_ref, map_ref = results[REFERENCE]
     # The features path re-ranks with pair distances summed in another order (float32 rounding, 1e-7).
@@ -211,20 +237,29 @@ def evaluation_rows(rerank: bool) -> list[dict]:
         if not (np.allclose(cmc, cmc_ref, atol=cmc_tol) and abs(mean_ap - map_ref) < map_tol):
             raise AssertionError(f"{name}: evaluation results differ from torchreid's: mAP {mean_ap} vs {map_ref}")
     section = "evaluation+rerank" if rerank else "evaluation"
-    memory = {name: _fresh_evaluation(path, "market", rerank) for name, path in
-              (("hacnn_tf", "dense"), ("hacnn_tf_features", "features"))}
+    memory = {
+        name: _fresh_evaluation(path, "market", rerank)
+        for name, path in (("hacnn_tf", "dense"), ("hacnn_tf_features", "features"))
+    }
     for fresh in memory.values():
         del fresh["seconds"]  # the time is the interleaved run's
     base = stats[REFERENCE]["median_s"]
-    return [_row(section, name, 0, s, base / s["median_s"], unit="s", extra=memory.get(name))
-            for name, s in stats.items()]
+    return [
+        _row(section, name, 0, s, base / s["median_s"], unit="s", extra=memory.get(name)) for name, s in stats.items()
+    ]
 
 
 def _fresh_evaluation(path: str, size: str, rerank: bool) -> dict:
     """`benchmarks.evaluation` in a fresh process: its seconds, peak and baseline resident memory (MiB)."""
     result = peak_rss_of("benchmarks.evaluation", path, size, *(["--rerank"] if rerank else []), timeout=3600)
-    return {"peak_mib": result["peak_mib"], "baseline_mib": result["baseline_mib"], "seconds": result["seconds"],
-            "rank1": result["rank1"], "mAP": result["mAP"], "mINP": result["mINP"]}
+    return {
+        "peak_mib": result["peak_mib"],
+        "baseline_mib": result["baseline_mib"],
+        "seconds": result["seconds"],
+        "rank1": result["rank1"],
+        "mAP": result["mAP"],
+        "mINP": result["mINP"],
+    }
 
 
 def msmt17_rows(rerank: bool) -> list[dict]:
@@ -246,8 +281,15 @@ def memory_rows(saved_model_dir) -> list[dict]:
     for contender in (REFERENCE, "keras", "saved_model"):
         args = (contender, str(saved_model_dir)) if contender == "saved_model" else (contender,)
         result = peak_rss_of("benchmarks.memory", *args)
-        rows.append({"section": "memory", "contender": contender, "batch": 64, "peak_mib": result["peak_mib"],
-                     "baseline_mib": result["baseline_mib"]})
+        rows.append(
+            {
+                "section": "memory",
+                "contender": contender,
+                "batch": 64,
+                "peak_mib": result["peak_mib"],
+                "baseline_mib": result["baseline_mib"],
+            }
+        )
     reference_peak = rows[0]["peak_mib"]
     for row in rows:
         row["ratio"] = row["peak_mib"] / reference_peak
@@ -256,17 +298,29 @@ def memory_rows(saved_model_dir) -> list[dict]:
 
 def markdown(table: pd.DataFrame, machine: str, peak: float) -> str:
     shown = table.copy()
-    for column, digits in (("median_ms", 1), ("throughput", 1), ("ratio", 2), ("gflops", 0), ("peak_fraction", 2),
-                           ("peak_mib", 0), ("baseline_mib", 0), ("rank1", 3), ("mAP", 3), ("mINP", 3)):
+    for column, digits in (
+        ("median_ms", 1),
+        ("throughput", 1),
+        ("ratio", 2),
+        ("gflops", 0),
+        ("peak_fraction", 2),
+        ("peak_mib", 0),
+        ("baseline_mib", 0),
+        ("rank1", 3),
+        ("mAP", 3),
+        ("mINP", 3),
+    ):
         if column in shown:
             shown[column] = shown[column].map(lambda v, d=digits: "" if pd.isna(v) else f"{v:.{d}f}")
     shown = shown.drop(columns=[c for c in ("p10_ms", "p90_ms") if c in shown]).fillna("")
     header = "| " + " | ".join(shown.columns) + " |\n|" + "---|" * len(shown.columns) + "\n"
     body = "".join("| " + " | ".join(str(v) for v in row) + " |\n" for row in shown.itertuples(index=False))
     date = datetime.date.today().isoformat()
-    return (f"Machine: {machine}; float32 matmul peak {peak:.0f} GFLOP/s; {date}.\n"
-            "ratio: throughput or speed relative to torchreid (latency rows: time relative to torchreid, int8 "
-            "relative to TFLite fp32; memory: peak relative to torchreid).\n\n" + header + body)
+    return (
+        f"Machine: {machine}; float32 matmul peak {peak:.0f} GFLOP/s; {date}.\n"
+        "ratio: throughput or speed relative to torchreid (latency rows: time relative to torchreid, int8 "
+        "relative to TFLite fp32; memory: peak relative to torchreid).\n\n" + header + body
+    )
 
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
@@ -274,9 +328,13 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--out", default="benchmarks/results", help="folder for results.csv and results.md")
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 32, 64], help="inference batch sizes")
     parser.add_argument("--repeats", type=int, default=7, help="timed rounds per measurement (medians reported)")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["inference", "latency", "training", "evaluation",
-                                                                  "rerank", "msmt17", "msmt17_rerank", "memory"],
-                        help="sections to leave out")
+    parser.add_argument(
+        "--skip",
+        nargs="*",
+        default=[],
+        choices=["inference", "latency", "training", "evaluation", "rerank", "msmt17", "msmt17_rerank", "memory"],
+        help="sections to leave out",
+    )
     args = parser.parse_args(argv)
 
     import torch

@@ -86,22 +86,39 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         for count in BOX_COUNTS:
             boxes = person_boxes(count, seed=count)
             contenders = [
-                Contender("embed_boxes (JPEG frame)", lambda b=boxes: boxes_bytes(
-                    frame_bytes=tf.constant([jpeg]), boxes=tf.constant(b[None]))["embedding"].numpy(), count),
-                Contender("embed_boxes_pixels (uint8 frame)", lambda b=boxes: boxes_pixels(
-                    frames=tf.constant(frame[None]), boxes=tf.constant(b[None]))["embedding"].numpy(), count),
+                Contender(
+                    "embed_boxes (JPEG frame)",
+                    lambda b=boxes: boxes_bytes(frame_bytes=tf.constant([jpeg]), boxes=tf.constant(b[None]))[
+                        "embedding"
+                    ].numpy(),
+                    count,
+                ),
+                Contender(
+                    "embed_boxes_pixels (uint8 frame)",
+                    lambda b=boxes: boxes_pixels(frames=tf.constant(frame[None]), boxes=tf.constant(b[None]))[
+                        "embedding"
+                    ].numpy(),
+                    count,
+                ),
                 Contender("PIL crops + embed_images (JPEG frame)", lambda b=boxes: python_path(b), count),
             ]
             times = interleave(contenders, repeats=args.repeats, warmup=1)
             for name, row in summarize(times, {c.name: c.items for c in contenders}).items():
-                rows[(count, name)] = {"boxes": count, "contender": name, "median_s": row["median_s"],
-                                       "p10_s": row["p10_s"], "p90_s": row["p90_s"],
-                                       "embeddings_per_s": row["images_per_s"]}
+                rows[(count, name)] = {
+                    "boxes": count,
+                    "contender": name,
+                    "median_s": row["median_s"],
+                    "p10_s": row["p10_s"],
+                    "p90_s": row["p90_s"],
+                    "embeddings_per_s": row["images_per_s"],
+                }
     table = pd.DataFrame(rows.values()).set_index(["boxes", "contender"])
     python = table.xs("PIL crops + embed_images (JPEG frame)", level="contender")["median_s"]
     table["speedup_vs_python"] = [python[count] / seconds for (count, _), seconds in table["median_s"].items()]
-    print(f"Machine: {machine_description()}; {args.threads} TensorFlow threads; one {FRAME_SIZE[1]} x "
-          f"{FRAME_SIZE[0]} frame, paper-sized HA-CNN ({model.input_size[0]} x {model.input_size[1]}).")
+    print(
+        f"Machine: {machine_description()}; {args.threads} TensorFlow threads; one {FRAME_SIZE[1]} x "
+        f"{FRAME_SIZE[0]} frame, paper-sized HA-CNN ({model.input_size[0]} x {model.input_size[1]})."
+    )
     print(table.to_string(float_format=lambda v: f"{v:.4g}"))
     write_results(table, pathlib.Path(args.out) / "tracking", float_format="{:.4g}")
     return table

@@ -7,4 +7,4 @@ Example: python -m export.saved_model runs/market/best.keras exported --version 
 from hacnn_tf.cli import subcommand_main
 
 if __name__ == "__main__":
-    subcommand_main("export")
+    raise SystemExit(subcommand_main("export"))

@@ -14,7 +14,7 @@ from hacnn_tf.cli import main as cli_main
 from hacnn_tf.cli.export import TFLITE_VARIANTS
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("saved_model", help="version folder written by export.saved_model")
     parser.add_argument("checkpoint", help="the Keras checkpoint it was exported from (the parity reference)")
@@ -24,10 +24,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--variants", nargs="+", default=list(TFLITE_VARIANTS), choices=TFLITE_VARIANTS)
     parser.add_argument("--calibration-images", type=int, default=200)
     args = parser.parse_args(argv)
-    cli_main(["export", args.checkpoint, args.out, "--format", "tflite", "--tflite-variants", *args.variants,
-              "--saved-model", args.saved_model, "--dataset", args.dataset, "--root", args.root,
-              "--calibration-images", str(args.calibration_images), "--report"])
+    return cli_main(
+        [
+            "export",
+            args.checkpoint,
+            args.out,
+            "--format",
+            "tflite",
+            "--tflite-variants",
+            *args.variants,
+            "--saved-model",
+            args.saved_model,
+            "--dataset",
+            args.dataset,
+            "--root",
+            args.root,
+            "--calibration-images",
+            str(args.calibration_images),
+            "--report",
+        ]
+    )
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

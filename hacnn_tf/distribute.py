@@ -4,7 +4,7 @@
 * `mirrored`: `tf.distribute.MirroredStrategy`, the GPUs (or `devices`) of one machine.
 * `multi_worker`: `tf.distribute.MultiWorkerMirroredStrategy`, several machines; each process reads the cluster and
   its own task from the `TF_CONFIG` environment variable. TensorFlow wants this strategy created before any other
-  TF op runs, so `training/fit.py` calls `initialize` first thing; `hacnn_tf.trainer.fit` reuses it.
+  TF op runs, so `hacnn-tf fit` calls `initialize` first thing; `hacnn_tf.trainer.fit` reuses it.
 
 `train.batch_size` is the global batch. `distribute_dataset` gives each worker its contiguous share of every global
 batch and each local replica a contiguous part of that share, so the union over the replicas is the batch a single
@@ -21,7 +21,7 @@ Keras 3.15 needs two workarounds here. Its TF trainer does not run `MultiWorkerM
 without an axis. (Under a strategy it builds the compiled loss from a symbolic inference call; HA-CNN returns the
 same outputs in both modes, so that needs nothing here.) Its `BackupAndRestore` has no multi-worker mode (and is not
 crash-safe): training backs up with `hacnn_tf.callbacks.EpochBackup`, the one backup of single-process and
-distributed runs, written by the chief only and restored by every worker (`hacnn_tf.trainer.open_run`).
+distributed runs, written by the chief only and restored by every worker (`hacnn_tf.run_folder.open_run`).
 """
 
 from __future__ import annotations
@@ -30,52 +30,16 @@ import dataclasses
 import json
 import logging
 import os
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
 
 import keras
 import tensorflow as tf
 
+from hacnn_tf.config import Config, DistributeConfig
+
 logger = logging.getLogger(__name__)
 
-STRATEGIES = ("default", "mirrored", "multi_worker")
-# The `communication` each strategy accepts (the all-reduce implementation).
-COMMUNICATION = {
-    "default": ("auto",),
-    "mirrored": ("auto", "nccl", "hierarchical_copy", "reduce_to_one"),
-    "multi_worker": ("auto", "ring", "nccl"),
-}
-DEFAULTS: dict[str, Any] = {"strategy": "default", "devices": None, "communication": "auto", "sync_batch_norm": True,
-                            "timeout_seconds": None}
-
 _created: tuple[tuple, tf.distribute.Strategy] | None = None
-
-
-def validate_config(section: Mapping) -> None:
-    """Raises `ValueError`, naming the field, if the `distribute` section is not one `initialize` can run."""
-    strategy = section.get("strategy")
-    if strategy not in STRATEGIES:
-        raise ValueError(f"distribute.strategy must be one of {list(STRATEGIES)}; got {strategy!r}")
-    devices = section.get("devices")
-    if devices is not None:
-        if strategy != "mirrored":
-            raise ValueError(f"distribute.devices applies to the 'mirrored' strategy only (multi_worker uses every "
-                             f"visible GPU of each worker: restrict them with CUDA_VISIBLE_DEVICES); got {devices!r} "
-                             f"with strategy {strategy!r}")
-        if not isinstance(devices, (list, tuple)) or not devices or not all(isinstance(d, str) for d in devices):
-            raise ValueError(f"distribute.devices must be a non-empty list of device names such as "
-                             f"['/gpu:0', '/gpu:1'], or null for all GPUs; got {devices!r}")
-    communication = section.get("communication")
-    if communication not in COMMUNICATION[strategy]:
-        raise ValueError(f"distribute.communication must be one of {list(COMMUNICATION[strategy])} with strategy "
-                         f"{strategy!r}; got {communication!r}")
-    if not isinstance(section.get("sync_batch_norm"), bool):
-        raise ValueError(f"distribute.sync_batch_norm must be true or false; got {section.get('sync_batch_norm')!r}")
-    timeout = section.get("timeout_seconds")
-    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
-        raise ValueError(f"distribute.timeout_seconds must be a positive number of seconds or null; got {timeout!r}")
-    if timeout is not None and strategy != "multi_worker":
-        raise ValueError(f"distribute.timeout_seconds applies to the 'multi_worker' strategy only; got {timeout!r} "
-                         f"with strategy {strategy!r}")
 
 
 class KerasMultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
@@ -92,50 +56,70 @@ class KerasMultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy
         return tf.nest.map_structure(reduce_one, value)
 
 
-def _key(section: Mapping) -> tuple:
-    devices = section.get("devices")
-    return (section["strategy"], tuple(devices) if devices else None, section["communication"],
-            section.get("timeout_seconds"))
+def _key(section: DistributeConfig) -> tuple:
+    return (
+        section.strategy,
+        tuple(section.devices) if section.devices else None,
+        section.communication,
+        section.timeout_seconds,
+    )
 
 
-def initialize(config: Mapping) -> tf.distribute.Strategy:
-    """The strategy `config["distribute"]` asks for, created once per process (later calls return it).
+def initialize(config: Config) -> tf.distribute.Strategy:
+    """The strategy `config.distribute` asks for (checked by `DistributeConfig.validate`), created once per process
+    (later calls return it).
 
     Call it before anything else runs TensorFlow ops when the strategy is `multi_worker`: the collective ops it
     configures can only be set up while the TF runtime is not yet initialised.
     """
     global _created
-    section = {**DEFAULTS, **config.get("distribute", {})}
-    validate_config(section)
+    section = config.distribute
+    section.validate()
     key = _key(section)
     if _created is not None:
         if _created[0] != key:
-            raise RuntimeError(f"This process already created the distribute strategy {_created[0]}; TensorFlow "
-                               f"cannot switch to {key} in the same process")
+            raise RuntimeError(
+                f"This process already created the distribute strategy {_created[0]}; TensorFlow "
+                f"cannot switch to {key} in the same process"
+            )
         return _created[1]
-    name = section["strategy"]
+    name = section.strategy
     if name == "default":
         strategy = tf.distribute.get_strategy()
     elif name == "mirrored":
-        cross_device_ops = {"auto": None, "nccl": tf.distribute.NcclAllReduce,
-                            "hierarchical_copy": tf.distribute.HierarchicalCopyAllReduce,
-                            "reduce_to_one": tf.distribute.ReductionToOneDevice}[section["communication"]]
-        strategy = tf.distribute.MirroredStrategy(section["devices"],
-                                                  cross_device_ops=cross_device_ops and cross_device_ops())
+        cross_device_ops = {
+            "auto": None,
+            "nccl": tf.distribute.NcclAllReduce,
+            "hierarchical_copy": tf.distribute.HierarchicalCopyAllReduce,
+            "reduce_to_one": tf.distribute.ReductionToOneDevice,
+        }[section.communication]
+        strategy = tf.distribute.MirroredStrategy(
+            list(section.devices) if section.devices else None, cross_device_ops=cross_device_ops and cross_device_ops()
+        )
     else:
         if "TF_CONFIG" not in os.environ:
-            logger.warning("distribute.strategy is multi_worker but TF_CONFIG is not set: training on this "
-                           "machine alone")
-        implementation = {"auto": tf.distribute.experimental.CommunicationImplementation.AUTO,
-                          "ring": tf.distribute.experimental.CommunicationImplementation.RING,
-                          "nccl": tf.distribute.experimental.CommunicationImplementation.NCCL}[section["communication"]]
+            logger.warning(
+                "distribute.strategy is multi_worker but TF_CONFIG is not set: training on this machine alone"
+            )
+        implementation = {
+            "auto": tf.distribute.experimental.CommunicationImplementation.AUTO,
+            "ring": tf.distribute.experimental.CommunicationImplementation.RING,
+            "nccl": tf.distribute.experimental.CommunicationImplementation.NCCL,
+        }[section.communication]
         options = tf.distribute.experimental.CommunicationOptions(
-            implementation=implementation, timeout_seconds=section["timeout_seconds"])
+            implementation=implementation, timeout_seconds=section.timeout_seconds
+        )
         strategy = KerasMultiWorkerMirroredStrategy(communication_options=options)
     _created = (key, strategy)
     role = worker_role(strategy)
-    logger.info("distribute strategy %s: %d replicas, %d workers, this process is %s%s", name,
-                strategy.num_replicas_in_sync, role.num_workers, role.name, " (chief)" if role.is_chief else "")
+    logger.info(
+        "distribute strategy %s: %d replicas, %d workers, this process is %s%s",
+        name,
+        strategy.num_replicas_in_sync,
+        role.num_workers,
+        role.name,
+        " (chief)" if role.is_chief else "",
+    )
     return strategy
 
 
@@ -157,8 +141,11 @@ def worker_role(strategy: tf.distribute.Strategy) -> WorkerRole:
     """Who this process is. The chief is the task of type `chief`, or worker 0 when the cluster has no chief; a
     process outside a cluster (default and mirrored strategies, or no `TF_CONFIG`) is its own chief."""
     resolver = getattr(strategy, "cluster_resolver", None)
-    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or resolver is None or \
-            not resolver.task_type:
+    if (
+        not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+        or resolver is None
+        or not resolver.task_type
+    ):
         return WorkerRole(None, 0, 1, True)
     spec = resolver.cluster_spec().as_dict()
     num_workers = len(spec.get("chief", [])) + len(spec.get("worker", []))
@@ -196,12 +183,16 @@ def check_batch_split(strategy: tf.distribute.Strategy, batch_size: int, num_ins
     identities (a multiple of K), so that each replica's batch-hard triplet loss sees all K images of its ids."""
     replicas = strategy.num_replicas_in_sync
     if batch_size % replicas:
-        raise ValueError(f"train.batch_size ({batch_size}) must be a multiple of the {replicas} replicas of "
-                         f"distribute.strategy: it is the global batch, divided evenly among them")
+        raise ValueError(
+            f"train.batch_size ({batch_size}) must be a multiple of the {replicas} replicas of "
+            f"distribute.strategy: it is the global batch, divided evenly among them"
+        )
     if num_instances and (batch_size // replicas) % num_instances:
-        raise ValueError(f"train.batch_size ({batch_size}) must be a multiple of train.num_instances "
-                         f"({num_instances}) x the {replicas} replicas, so that each replica's part of a P x K batch "
-                         f"holds whole identities (K images each)")
+        raise ValueError(
+            f"train.batch_size ({batch_size}) must be a multiple of train.num_instances "
+            f"({num_instances}) x the {replicas} replicas, so that each replica's part of a P x K batch "
+            f"holds whole identities (K images each)"
+        )
 
 
 def configure_batch_norm(model: keras.Model, strategy: tf.distribute.Strategy, synchronized: bool) -> int:
@@ -210,11 +201,15 @@ def configure_batch_norm(model: keras.Model, strategy: tf.distribute.Strategy, s
     so that training matches a single process. Returns the number of layers switched."""
     if strategy.num_replicas_in_sync == 1 or not synchronized:
         return 0
-    layers = [layer for layer in model._flatten_layers(include_self=False)
-              if isinstance(layer, keras.layers.BatchNormalization)]
+    layers = [
+        layer
+        for layer in model._flatten_layers(include_self=False)
+        if isinstance(layer, keras.layers.BatchNormalization)
+    ]
     if not layers:
-        raise ValueError("distribute.sync_batch_norm is true but the model has no keras BatchNormalization layer to "
-                         "synchronise")
+        raise ValueError(
+            "distribute.sync_batch_norm is true but the model has no keras BatchNormalization layer to synchronise"
+        )
     for layer in layers:
         layer.synchronized = True  # read at call time by BatchNormalization._moments
     return len(layers)
@@ -225,12 +220,13 @@ def check_same_on_all_workers(strategy: tf.distribute.Strategy, name: str, value
     on all of them)."""
     if worker_role(strategy).num_workers == 1:
         return
-    values = strategy.experimental_distribute_values_from_function(
-        lambda context: tf.constant([value], tf.int64))
+    values = strategy.experimental_distribute_values_from_function(lambda context: tf.constant([value], tf.int64))
     gathered = sorted(set(strategy.gather(values, axis=0).numpy().tolist()))
     if len(gathered) > 1:
-        raise RuntimeError(f"The workers disagree on {name}: {gathered}. Every worker must read the chief's backup: "
-                           f"output.dir must be on storage that all workers share")
+        raise RuntimeError(
+            f"The workers disagree on {name}: {gathered}. Every worker must read the chief's backup: "
+            f"output.dir must be on storage that all workers share"
+        )
 
 
 class ReplicaConsistency(keras.callbacks.Callback):
@@ -251,16 +247,23 @@ class ReplicaConsistency(keras.callbacks.Callback):
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         variables = list(self.model.weights) + list(self.model.optimizer.variables)
-        on_read = [v.path for v in variables
-                   if getattr(getattr(v, "value", v), "synchronization", None) == tf.VariableSynchronization.ON_READ]
+        on_read = [
+            v.path
+            for v in variables
+            if getattr(getattr(v, "value", v), "synchronization", None) == tf.VariableSynchronization.ON_READ
+        ]
         if on_read:
-            raise RuntimeError(f"Variables synchronised on read would make chief-only checkpoints a collective op: "
-                               f"{on_read[:5]}")
+            raise RuntimeError(
+                f"Variables synchronised on read would make chief-only checkpoints a collective op: {on_read[:5]}"
+            )
         if not self.average_batch_norm:
             return
-        moving = [v for layer in self.model._flatten_layers(include_self=False)
-                  if isinstance(layer, keras.layers.BatchNormalization)
-                  for v in (layer.moving_mean, layer.moving_variance)]
+        moving = [
+            v
+            for layer in self.model._flatten_layers(include_self=False)
+            if isinstance(layer, keras.layers.BatchNormalization)
+            for v in (layer.moving_mean, layer.moving_variance)
+        ]
         if not moving:
             return
 
@@ -279,5 +282,6 @@ class ReplicaConsistency(keras.callbacks.Callback):
 
 def tf_config_for(cluster: Mapping[str, list[str]], task_type: str, task_id: int) -> str:
     """The `TF_CONFIG` value of one task: `tf_config_for({"worker": ["host1:2222", "host2:2222"]}, "worker", 1)`."""
-    return json.dumps({"cluster": {k: list(v) for k, v in cluster.items()},
-                       "task": {"type": task_type, "index": int(task_id)}})
+    return json.dumps(
+        {"cluster": {k: list(v) for k, v in cluster.items()}, "task": {"type": task_type, "index": int(task_id)}}
+    )

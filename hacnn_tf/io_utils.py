@@ -7,10 +7,13 @@ import os
 import pathlib
 import re
 import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
+
+from hacnn_tf.errors import OutputError
 
 if TYPE_CHECKING:
     import keras
@@ -57,7 +60,28 @@ def atomic_output(path: str | os.PathLike, durable: bool = False) -> Iterator[pa
         tmp.unlink(missing_ok=True)
 
 
-def save_model_atomically(model: "keras.Model", output: str | os.PathLike, durable: bool = False) -> pathlib.Path:
+def check_writable(path: str | os.PathLike) -> pathlib.Path:
+    """Fails at once where `atomic_output(path)` would fail only at the end of a long job: creates `path`'s folder
+    if missing and a temporary file in it (removed at once). Raises `hacnn_tf.errors.OutputError` (a `UserError`
+    and an `OSError`: a folder that cannot be created, no permission, a read-only, full or virtual file system)
+    naming `path` and its folder; returns `path`."""
+    path = pathlib.Path(path)
+    probe = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.partial{path.suffix}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe.open("xb").close()
+    except OSError as error:
+        raise OutputError(
+            f"{path}: cannot be written ({error.strerror or error} in {path.parent}); choose another output path, "
+            "or fix the permissions or free space there",
+            error.errno,
+            str(path.parent),
+        ) from None
+    probe.unlink()
+    return path
+
+
+def save_model_atomically(model: keras.Model, output: str | os.PathLike, durable: bool = False) -> pathlib.Path:
     """`model.save(output)` for a `.keras` file, through `atomic_output`."""
     output = pathlib.Path(output)
     if output.suffix != ".keras":
@@ -81,7 +105,8 @@ def remove_partial_files(directory: str | os.PathLike) -> list[pathlib.Path]:
 @contextlib.contextmanager
 def exclusive_lock(path: str | os.PathLike) -> Iterator[pathlib.Path]:
     """Holds an exclusive `flock` on the file `path` (created if needed), or on the folder `path`, for the `with`
-    block; raises `RuntimeError` at once if another process holds it. The kernel releases it when the process dies, so a killed
+    block; raises `RuntimeError` at once if another process holds it. The kernel releases it when the process dies, so
+    a killed
     holder leaves no stale lock. Where `fcntl` does not exist (Windows) nothing is locked."""
     path = pathlib.Path(path)
     try:
@@ -123,8 +148,9 @@ def remove_tree(path: str | os.PathLike) -> None:
     shutil.rmtree(trash)
 
 
-def remove_partial_dirs(directory: str | os.PathLike, prefixes: tuple[str, ...] = (TRASH_PREFIX,)
-                        ) -> list[pathlib.Path]:
+def remove_partial_dirs(
+    directory: str | os.PathLike, prefixes: tuple[str, ...] = (TRASH_PREFIX,)
+) -> list[pathlib.Path]:
     """Deletes the folders directly in `directory` whose names start with one of `prefixes` (the leftovers of
     interrupted `remove_tree` calls and of other staged writes); returns them."""
     directory = pathlib.Path(directory)
@@ -134,3 +160,16 @@ def remove_partial_dirs(directory: str | os.PathLike, prefixes: tuple[str, ...] 
     for path in removed:
         shutil.rmtree(path)
     return removed
+
+
+def make_staging_dir(parent: str | os.PathLike, prefix: str) -> pathlib.Path:
+    """A new empty folder in `parent` (created if missing) named `<prefix><random>`, to be filled and then renamed
+    to a result: `tempfile.mkdtemp` with the permissions `os.mkdir` gives (0o777 less the umask) instead of its
+    0o700, so that the renamed result is readable as any other folder the user creates."""
+    parent = pathlib.Path(parent)
+    parent.mkdir(parents=True, exist_ok=True)
+    folder = pathlib.Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    umask = os.umask(0o022)  # read by setting it; restored at once
+    os.umask(umask)
+    folder.chmod(0o777 & ~umask)
+    return folder

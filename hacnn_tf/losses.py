@@ -1,5 +1,6 @@
-"""Losses of HA-CNN training as torchreid defines them (HACNN.md §2.6): label-smoothed cross-entropy and batch-hard
-triplet, each applied to the global and the local head and averaged (torchreid's `DeepSupervision`)."""
+"""Losses of HA-CNN training as torchreid's engine defines them (docs/parity.md#training-differences):
+label-smoothed cross-entropy and batch-hard triplet, each applied to the global and the local head and averaged
+(torchreid's `DeepSupervision`)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ class LabelSmoothingCrossEntropy(keras.losses.Loss):
         num_classes = ops.shape(log_probs)[-1]
         labels = ops.reshape(ops.cast(y_true, "int32"), (-1,))
         targets = ops.one_hot(labels, num_classes) * (1.0 - self.epsilon) + self.epsilon / ops.cast(
-            num_classes, "float32")
+            num_classes, "float32"
+        )
         return -ops.sum(targets * log_probs, axis=-1)
 
     def get_config(self):

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import keras
 from keras import ops
 
+from hacnn_tf.config import NUM_LEVELS, ModelConfig
 from hacnn_tf.layers import (
     ConvBNReLU,
     HarmoniousAttention,
@@ -22,7 +23,6 @@ STEM_FILTERS = 32
 # Level-1 local crop size at the paper's 160 x 64 input (torchreid's `F.upsample(..., (24, 28))`).
 PAPER_INPUT_SIZE = (160, 64)
 PAPER_LOCAL_SIZE = (24, 28)
-NUM_LEVELS = 3
 
 
 def l2_normalize(x, epsilon: float = 1e-12):
@@ -37,9 +37,7 @@ def local_sizes(input_size: Sequence[int], local_size: Sequence[int] | None = No
     Inception-B of the previous level outputs, `ceil(n / 2)`, so the cross-level sums line up.
     """
     if local_size is None:
-        local_size = tuple(
-            max(1, round(n * p / q)) for n, p, q in zip(input_size, PAPER_LOCAL_SIZE, PAPER_INPUT_SIZE)
-        )
+        local_size = tuple(max(1, round(n * p / q)) for n, p, q in zip(input_size, PAPER_LOCAL_SIZE, PAPER_INPUT_SIZE))
     sizes = [tuple(int(n) for n in local_size)]
     for _ in range(NUM_LEVELS - 1):
         sizes.append(tuple(math.ceil(n / 2) for n in sizes[-1]))
@@ -173,21 +171,19 @@ class HACNN(keras.Model):
         self.build((None, *self.input_size, 3))
 
     def _validate(self) -> None:
-        if len(self.nchannels) != NUM_LEVELS or any(c % 4 or c % self.reduction for c in self.nchannels):
-            raise ValueError(
-                f"`nchannels` must be {NUM_LEVELS} channel counts divisible by 4 and by `reduction` "
-                f"({self.reduction}); got {self.nchannels}"
-            )
-        if len(self.input_size) != 2 or any(n <= 0 or n % 32 for n in self.input_size):
-            raise ValueError(f"`input_size` (height, width) must be positive multiples of 32; got {self.input_size}")
+        """The architecture's constraints, as the training config states them (`ModelConfig.validate`)."""
+        ModelConfig(
+            input_size=self.input_size,
+            learn_region=self.learn_region,
+            num_regions=self.num_regions,
+            feat_dim=self.feat_dim,
+            nchannels=self.nchannels,
+            align_corners=self.align_corners,
+            reduction=self.reduction,
+            local_size=self.local_size,
+        ).validate()
         if self.num_classes is not None and self.num_classes < 1:
             raise ValueError(f"`num_classes` must be a positive integer or None; got {self.num_classes}")
-        if self.num_regions < 1 or self.feat_dim < 1:
-            raise ValueError(f"`num_regions` and `feat_dim` must be positive; got {self.num_regions}, {self.feat_dim}")
-        if self.learn_region:
-            sizes = local_sizes(self.input_size, self.local_size)
-            if min(sizes[-1]) < 1 or len(sizes[0]) != 2:
-                raise ValueError(f"`local_size` must be (height, width) of positive sizes; got {self.local_size}")
 
     def _classifier(self, name: str) -> keras.layers.Dense | None:
         if self.num_classes is None:
@@ -196,8 +192,10 @@ class HACNN(keras.Model):
 
     def _check_input_shape(self, input_shape) -> None:
         if tuple(input_shape[1:]) != (*self.input_size, 3):
-            raise ValueError(f"HACNN was configured for input (N, {self.input_size[0]}, {self.input_size[1]}, 3); "
-                             f"got input shape {tuple(input_shape)}")
+            raise ValueError(
+                f"HACNN was configured for input (N, {self.input_size[0]}, {self.input_size[1]}, 3); "
+                f"got input shape {tuple(input_shape)}"
+            )
 
     def build(self, input_shape):
         self._check_input_shape(input_shape)
@@ -235,7 +233,8 @@ class HACNN(keras.Model):
 
     def _forward(self, inputs, training: bool):
         local = None
-        for level, (block_input, x, _, translations) in enumerate(self._global_levels(inputs, training)):
+        # x: each level's attended global features; the last level's go on to the global head below.
+        for level, (block_input, x, _, translations) in enumerate(self._global_levels(inputs, training)):  # noqa: B007
             if self.learn_region:
                 crops = self.samplers[level](block_input, translations)
                 local = crops if local is None else crops + local
@@ -274,6 +273,23 @@ class HACNN(keras.Model):
     @property
     def embedding_dim(self) -> int:
         return self.feat_dim * (2 if self.learn_region else 1)
+
+    @property
+    def float32_heads(self) -> list[keras.layers.Layer]:
+        """The layers that compute in float32 under a mixed-precision policy: the batch norms that end the two
+        branches, so that the embedding's L2 normalisation runs in float32 too (in float16 its epsilon rounds to 0
+        and an all-zero branch became NaN; in bfloat16 the norms are off by up to 0.3 %)."""
+        return [self.global_bn] + ([self.local_bn] if self.learn_region else [])
+
+    @property
+    def float_island_layers(self) -> list[keras.layers.Layer]:
+        """The layers an integer-quantised model keeps in float: each level's hard regional attention (the region
+        translations) and region sampler (the tent-weight sampling matrices). A sampling position spans a whole axis,
+        so 256 levels give steps of more than half a pixel and tent weights off by up to half their range. Empty
+        without the local branch."""
+        if not self.learn_region:
+            return []
+        return [attention.hard_attention for attention in self.attentions] + list(self.samplers)
 
     def get_config(self):
         config = super().get_config()

@@ -3,6 +3,9 @@ models and data sets, and layer-test helpers."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 import types
 
 import pytest
@@ -34,8 +37,14 @@ def torchreid_model_factory():
     return reference.torchreid_hacnn
 
 
-def run_layer_test(layer_cls, init_kwargs: dict, input_data, expected_output_shape, expected_trainable_weights: int,
-                   expected_trainable_params: int):
+def run_layer_test(
+    layer_cls,
+    init_kwargs: dict,
+    input_data,
+    expected_output_shape,
+    expected_trainable_weights: int,
+    expected_trainable_params: int,
+):
     """keras-hub style layer checks: config round trip, symbolic and eager calls, weight counts.
 
     `input_data` is one array or a tuple of arrays (positional inputs); `expected_output_shape` a shape or a tuple
@@ -62,8 +71,11 @@ def run_layer_test(layer_cls, init_kwargs: dict, input_data, expected_output_sha
             return tuple(tuple(o.shape) for o in output)
         return tuple(output.shape)
 
-    expected = tuple(tuple(s) for s in expected_output_shape) if isinstance(expected_output_shape[0], tuple) \
+    expected = (
+        tuple(tuple(s) for s in expected_output_shape)
+        if isinstance(expected_output_shape[0], tuple)
         else tuple(expected_output_shape)
+    )
     symbolic = layer(*(keras.KerasTensor(x.shape, dtype=x.dtype) for x in inputs))
     assert shapes(symbolic) == expected
     eager = layer(*inputs)
@@ -103,8 +115,16 @@ def tiny_synthetic(tmp_path_factory):
     from hacnn_tf.data.datasets import load_dataset
     from hacnn_tf.data.synthetic import generate
 
-    root = generate(tmp_path_factory.mktemp("synthetic") / "tiny", num_train_ids=8, num_test_ids=6,
-                                  num_cameras=3, images_per_id_per_camera=2, num_distractors=4, num_junk=2, seed=3)
+    root = generate(
+        tmp_path_factory.mktemp("synthetic") / "tiny",
+        num_train_ids=8,
+        num_test_ids=6,
+        num_cameras=3,
+        images_per_id_per_camera=2,
+        num_distractors=4,
+        num_junk=2,
+        seed=3,
+    )
     return load_dataset("market1501", root)
 
 
@@ -155,9 +175,9 @@ def exported_saved_model(tmp_path_factory, export_model, warmup_images):
     """`export_saved_model` of `export_model` as version 3, self-checked, with warm-up records of two images."""
     from hacnn_tf.export import export_saved_model
 
-    return export_saved_model(export_model, tmp_path_factory.mktemp("export"), "hacnn", 3,
-                              warmup_images=warmup_images[:2])
-
+    return export_saved_model(
+        export_model, tmp_path_factory.mktemp("export"), "hacnn", 3, warmup_images=warmup_images[:2]
+    )
 
 
 @pytest.fixture(scope="session")
@@ -171,8 +191,15 @@ def session(exported_saved_model):
 
 
 # The formats of `export_all` that the ONNX, OpenVINO, mixed-precision, manifest and runtime tests read.
-EXPORT_ALL_FORMATS = ("saved_model-fp32", "saved_model-bf16", "saved_model-fp16", "tflite-fp32", "tflite-fp16",
-                      "onnx-fp32", "openvino-fp32")
+EXPORT_ALL_FORMATS = (
+    "saved_model-fp32",
+    "saved_model-bf16",
+    "saved_model-fp16",
+    "tflite-fp32",
+    "tflite-fp16",
+    "onnx-fp32",
+    "openvino-fp32",
+)
 
 
 @pytest.fixture(scope="session")
@@ -180,5 +207,76 @@ def exported_formats(tmp_path_factory, export_model, exported_saved_model) -> di
     """`export_all` of `export_model` converted from `exported_saved_model` (parity-checked): `{format: folder}`."""
     from hacnn_tf.export import export_all
 
-    return export_all(export_model, tmp_path_factory.mktemp("formats"), EXPORT_ALL_FORMATS,
-                      saved_model=exported_saved_model)
+    return export_all(
+        export_model, tmp_path_factory.mktemp("formats"), EXPORT_ALL_FORMATS, saved_model=exported_saved_model
+    )
+
+
+# Runs `hacnn-tf ARGS...` with the modules of the comma-separated first argument (and their submodules) not
+# importable, as on an install without their extra: a finder ahead of all others refuses them, so `import` raises
+# ModuleNotFoundError and `importlib.util.find_spec` finds nothing (nothing is put in `sys.modules`, which other
+# packages probe: scipy looks for `sys.modules["torch"]`).
+WITHOUT_MODULES = """import sys
+BLOCKED = tuple(filter(None, sys.argv[1].split(",")))
+
+
+class Uninstalled:
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+sys.meta_path.insert(0, Uninstalled)
+from hacnn_tf.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+REFUSAL_SECONDS = 20  # the command's own start (TensorFlow's import) is most of it
+
+
+def run_without(modules: list[str], args: list[str]) -> tuple[int, str, str, float]:
+    """`(exit code, stdout, stderr, seconds)` of the command run in a fresh process without `modules`."""
+    started = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-c", WITHOUT_MODULES, ",".join(modules), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    return result.returncode, result.stdout, result.stderr, time.perf_counter() - started
+
+
+# Modules whose tests, with their fixtures, take the longest (real training, export chains, fresh-venv installs,
+# the docs' examples, subprocess contracts): `make test-fast` (`-m "not slow"`) leaves them out with the tests
+# marked `@pytest.mark.slow` one by one. Measured with `pytest --durations=0` on 2 cores: these modules are about
+# 80 % of the suite's time.
+SLOW_MODULES = frozenset(
+    {
+        "tests/cli/test_embed_command.py",
+        "tests/cli/test_exit_codes.py",
+        "tests/cli/test_export_command.py",
+        "tests/docs/test_docs_examples.py",
+        "tests/export/test_export_all.py",
+        "tests/export/test_export_calibrated.py",
+        "tests/export/test_saved_model.py",
+        "tests/export/test_tflite.py",
+        "tests/reliability/test_box_bounds.py",
+        "tests/reliability/test_export_crash.py",
+        "tests/reliability/test_training_crash.py",
+        "tests/reliability/test_training_data.py",
+        "tests/serving/test_tf_serving_loader.py",
+        "tests/test_distributed.py",
+        "tests/test_packaging.py",
+        "tests/test_trainer.py",
+    }
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    import pathlib
+
+    root = pathlib.Path(__file__).resolve().parent.parent
+    for item in items:
+        if pathlib.Path(item.fspath).resolve().relative_to(root).as_posix() in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)

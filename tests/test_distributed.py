@@ -15,19 +15,21 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import TINY_MODEL
+
 from hacnn_tf import distribute
 from hacnn_tf.callbacks import committed_backups
+from hacnn_tf.config import load_config
 from hacnn_tf.data.pipeline import make_train_dataset
-from hacnn_tf.trainer import fit, load_config
+from hacnn_tf.trainer import fit
 
 
 def test_distribute_config_is_validated():
-    config = load_config(None, ["distribute.strategy=multi_worker", "distribute.communication=ring",
-                                "distribute.timeout_seconds=600"])
-    assert config["distribute"]["strategy"] == "multi_worker" and config["distribute"]["sync_batch_norm"] is True
-    assert load_config(None)["distribute"]["strategy"] == "default"
+    config = load_config(
+        None, ["distribute.strategy=multi_worker", "distribute.communication=ring", "distribute.timeout_seconds=600"]
+    )
+    assert config.distribute.strategy == "multi_worker" and config.distribute.sync_batch_norm is True
+    assert load_config(None).distribute.strategy == "default"
     bad = {
         "distribute.strategy=horovod": "distribute.strategy must be one of",
         "distribute.devices=['/gpu:0']": "distribute.devices applies to the 'mirrored' strategy only",
@@ -55,14 +57,25 @@ def test_distribute_config_is_validated():
 
 @pytest.mark.parametrize("num_instances", [None, 2])
 def test_worker_shards_make_up_the_single_process_batches(tiny_synthetic, num_instances):
-    make = lambda **kw: list(make_train_dataset(tiny_synthetic.train, (64, 32), 8, ["y"], seed=5, epochs=2,
-                                                initial_epoch=1, num_instances=num_instances, **kw))
+    make = lambda **kw: list(
+        make_train_dataset(
+            tiny_synthetic.train,
+            (64, 32),
+            8,
+            ["y"],
+            seed=5,
+            epochs=2,
+            initial_epoch=1,
+            num_instances=num_instances,
+            **kw,
+        )
+    )
     whole = make()
     # Two workers with two local replicas each: every worker reads 2 batches of 2 images per global step.
     shards = [make(num_shards=2, shard_index=i, split=2) for i in range(2)]
     assert all(len(shard) == 2 * len(whole) for shard in shards)
     for step, (images, labels) in enumerate(whole):
-        parts = [batch for shard in shards for batch in shard[2 * step:2 * step + 2]]  # replica order
+        parts = [batch for shard in shards for batch in shard[2 * step : 2 * step + 2]]  # replica order
         np.testing.assert_array_equal(np.concatenate([p[0] for p in parts]), images)  # same augmentations too
         np.testing.assert_array_equal(np.concatenate([p[1]["y"] for p in parts]), labels["y"])
         if num_instances:  # P x K: each replica holds whole identities (K = 2 images of one id)
@@ -96,7 +109,8 @@ def audit(event, args):
 sys.addaudithook(audit)
 from hacnn_tf import distribute
 from hacnn_tf.callbacks import committed_backups
-from hacnn_tf.trainer import fit, load_config
+from hacnn_tf.config import load_config
+from hacnn_tf.trainer import fit
 config = load_config(None, overrides)
 strategy = distribute.initialize(config)  # before any other TF op
 import keras, numpy as np
@@ -135,11 +149,28 @@ def start_workers(results: pathlib.Path, root, overrides, kill: bool):
     cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
     workers = []
     for index in range(2):
-        env = {**os.environ, "TF_CONFIG": distribute.tf_config_for(cluster, "worker", index),
-               "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "2", "TMPDIR": str(results)}
+        env = {
+            **os.environ,
+            "TF_CONFIG": distribute.tf_config_for(cluster, "worker", index),
+            "CUDA_VISIBLE_DEVICES": "",
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            "TMPDIR": str(results),
+        }
         stderr = open(results / f"worker{index}.log", "w")
-        process = subprocess.Popen([sys.executable, "-c", WORKER, str(root), str(results / f"worker{index}"),
-                                    "1" if kill else "0", *overrides], env=env, stdout=stderr, stderr=stderr)
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                WORKER,
+                str(root),
+                str(results / f"worker{index}"),
+                "1" if kill else "0",
+                *overrides,
+            ],
+            env=env,
+            stdout=stderr,
+            stderr=stderr,
+        )
         workers.append((process, stderr))
     return workers
 
@@ -163,8 +194,10 @@ def finish(workers, results, timeout, expect=(0, 0)):
             log.close()
     codes = tuple(process.returncode for process, _ in workers)
     if timed_out or any(c != e if e is not None else c == 0 for c, e in zip(codes, expect)):
-        logs = "\n".join(f"--- worker {i} (exit {c}):\n{(results / f'worker{i}.log').read_text()[-3000:]}"
-                         for i, c in enumerate(codes))
+        logs = "\n".join(
+            f"--- worker {i} (exit {c}):\n{(results / f'worker{i}.log').read_text()[-3000:]}"
+            for i, c in enumerate(codes)
+        )
         pytest.fail(f"workers exited with {codes}, expected {expect}{' (timed out)' if timed_out else ''}\n{logs}")
 
 
@@ -187,17 +220,28 @@ def test_two_workers_train_like_one_process_write_only_on_the_chief_and_resume(t
     # Global batch 16 = 8 images per worker, 3 steps per epoch. The global branch alone (learn_region=false) and
     # evaluation only after the last epoch keep the graph, and the test, small: the time goes into tracing a train
     # step with the all-reduces of synchronised batch norm (default distribute.sync_batch_norm).
-    common = ["train.epochs=2", "train.batch_size=16", "eval.every=0", "output.tensorboard=false",
-              "optimizer.name=sgd", "optimizer.learning_rate=0.001", "model.learn_region=false",
-              *(f"model.{k}={v}".replace(" ", "") for k, v in TINY_MODEL.items())]
+    common = [
+        "train.epochs=2",
+        "train.batch_size=16",
+        "eval.every=0",
+        "output.tensorboard=false",
+        "optimizer.name=sgd",
+        "optimizer.learning_rate=0.001",
+        "model.learn_region=false",
+        *(f"model.{k}={v}".replace(" ", "") for k, v in TINY_MODEL.items()),
+    ]
     overrides = [*common, f"output.dir={out}", "distribute.strategy=multi_worker"]
 
     # 1. Two workers; worker 1 dies (SIGKILL) in the second epoch; then the job's other worker is killed too, as a
     # cluster manager restarts a multi-worker job whose collectives fail. Meanwhile: one step of a single process.
     workers = start_workers(tmp_path / "first", root, overrides, kill=True)
     single = FirstStep()
-    fit(load_config(None, [*common, f"output.dir={tmp_path / 'single'}"]), tiny_synthetic, verbose=0,
-        extra_callbacks=[single])
+    fit(
+        load_config(None, [*common, f"output.dir={tmp_path / 'single'}"]),
+        tiny_synthetic,
+        verbose=0,
+        extra_callbacks=[single],
+    )
     finish(workers, tmp_path / "first", timeout=150, expect=(None, -signal.SIGKILL))  # 0: killed or failed
     assert [p.name for p in committed_backups(out / "backup")] == ["epoch-000001"]
 
@@ -205,8 +249,9 @@ def test_two_workers_train_like_one_process_write_only_on_the_chief_and_resume(t
     # process resumes from a copy of the same backup and trains the same epoch.
     shutil.copytree(out / "backup", tmp_path / "resumed" / "backup")
     workers = start_workers(tmp_path / "second", root, overrides, kill=False)
-    resumed, history = fit(load_config(None, [*common, f"output.dir={tmp_path / 'resumed'}"]), tiny_synthetic,
-                           verbose=0)
+    resumed, history = fit(
+        load_config(None, [*common, f"output.dir={tmp_path / 'resumed'}"]), tiny_synthetic, verbose=0
+    )
     assert history.epoch == [1]
     finish(workers, tmp_path / "second", timeout=150)
 
@@ -236,9 +281,11 @@ def test_two_workers_train_like_one_process_write_only_on_the_chief_and_resume(t
         np.testing.assert_allclose(step1[name], value, atol=2e-5, err_msg=name)
     for name, value in reference.items():
         np.testing.assert_allclose(final[0][name], value, atol=1e-2, err_msg=name)
-    print(f"two workers vs one process: {max(np.abs(step1[k] - v).max() for k, v in single.weights.items()):.2g} "
-          f"after one step, {max(np.abs(final[0][k] - v).max() for k, v in reference.items()):.2g} after the "
-          f"resumed epoch")
+    print(
+        f"two workers vs one process: {max(np.abs(step1[k] - v).max() for k, v in single.weights.items()):.2g} "
+        f"after one step, {max(np.abs(final[0][k] - v).max() for k, v in reference.items()):.2g} after the "
+        f"resumed epoch"
+    )
 
     # (c) Only the chief wrote into output.dir, in both runs; the backup of the last epoch stays (the run is finished).
     for run in (first, second):

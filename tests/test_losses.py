@@ -1,15 +1,17 @@
 import numpy as np
 import pytest
 import torch
-
 from conftest import load_torchreid_module
+
 from hacnn_tf.losses import BatchHardTripletLoss, LabelSmoothingCrossEntropy, hacnn_losses
 
 
 @pytest.fixture(scope="module")
 def torchreid_losses():
-    return (load_torchreid_module("reid/losses/cross_entropy_loss.py"),
-            load_torchreid_module("reid/losses/hard_mine_triplet_loss.py"))
+    return (
+        load_torchreid_module("reid/losses/cross_entropy_loss.py"),
+        load_torchreid_module("reid/losses/hard_mine_triplet_loss.py"),
+    )
 
 
 def test_label_smoothing_cross_entropy_equals_torchreid(torchreid_losses):

@@ -17,12 +17,18 @@ def installed(tmp_path_factory):
     """The wheel built from this checkout, installed with `pip --target` into a fresh folder (its dependencies are
     this environment's); returns (target, environment that puts it first and nothing of the checkout)."""
     wheels = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels),
-                    str(ROOT)], check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
     (wheel,) = wheels.glob("hacnn_tf-*.whl")
     target = tmp_path_factory.mktemp("site")
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
+        check=True,
+        capture_output=True,
+    )
     env = {**os.environ, "PYTHONPATH": str(target), "PATH": f"{target / 'bin'}{os.pathsep}{os.environ['PATH']}"}
     return wheel, target, env
 
@@ -62,13 +68,39 @@ def test_command_help_and_configs_from_an_empty_folder(installed, tmp_path):
 
 def test_one_step_fit_with_a_packaged_config_from_an_empty_folder(installed, tmp_path):
     _, _, env = installed
-    data = run([sys.executable, "-m", "hacnn_tf.data.synthetic", "--root", "data", "--num-train-ids", "4",
-                "--num-test-ids", "3", "--num-cameras", "2", "--images-per-id-per-camera", "2", "2"], env, tmp_path)
+    data = run(
+        [
+            sys.executable,
+            "-m",
+            "hacnn_tf.data.synthetic",
+            "--root",
+            "data",
+            "--num-train-ids",
+            "4",
+            "--num-test-ids",
+            "3",
+            "--num-cameras",
+            "2",
+            "--images-per-id-per-camera",
+            "2",
+            "2",
+        ],
+        env,
+        tmp_path,
+    )
     assert data.returncode == 0, data.stderr
-    overrides = ["data.root=data", "train.epochs=1", "train.batch_size=16", "model.nchannels=[16,32,48]",
-                 "model.feat_dim=32", "model.input_size=[64,32]", "output.dir=run"]
-    result = run(["hacnn-tf", "fit", "demo_synthetic", *(arg for o in overrides for arg in ("--set", o))], env,
-                 tmp_path)
+    overrides = [
+        "data.root=data",
+        "train.epochs=1",
+        "train.batch_size=16",
+        "model.nchannels=[16,32,48]",
+        "model.feat_dim=32",
+        "model.input_size=[64,32]",
+        "output.dir=run",
+    ]
+    result = run(
+        ["hacnn-tf", "fit", "demo_synthetic", *(arg for o in overrides for arg in ("--set", o))], env, tmp_path
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "run" / "last.keras").is_file()
     log = (tmp_path / "run" / "training_log.csv").read_text().splitlines()

@@ -3,4 +3,4 @@
 from hacnn_tf.cli import subcommand_main
 
 if __name__ == "__main__":
-    subcommand_main("demo")
+    raise SystemExit(subcommand_main("demo"))

@@ -5,9 +5,9 @@ from __future__ import annotations
 from hacnn_tf.cli import subcommand_main
 
 
-def main(argv: list[str] | None = None) -> None:
-    subcommand_main("evaluate", argv)
+def main(argv: list[str] | None = None) -> int:
+    return subcommand_main("evaluate", argv)
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -7,9 +7,9 @@ Example: python -m training.fit training/configs/market1501_paper_softmax.yaml -
 from hacnn_tf.cli import subcommand_main
 
 
-def main(argv: list[str] | None = None) -> None:
-    subcommand_main("fit", argv)
+def main(argv: list[str] | None = None) -> int:
+    return subcommand_main("fit", argv)
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -3,9 +3,9 @@
 from hacnn_tf.cli import subcommand_main
 
 
-def main(argv: list[str] | None = None):
+def main(argv: list[str] | None = None) -> int:
     return subcommand_main("visualize", argv)
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -29,9 +29,18 @@ class ReIDEvaluation(keras.callbacks.Callback):
     epoch, and would otherwise drop the metrics of every run whose first epoch is not evaluated. So does an epoch
     whose embeddings are not finite (a diverged model): the evaluation refuses them, with a warning."""
 
-    def __init__(self, query: pd.DataFrame, gallery: pd.DataFrame, every: int = 10, epochs: int | None = None,
-                 metric: str = "euclidean", ranks: Sequence[int] = (1, 5, 10, 20), batch_size: int = 64,
-                 aqe: bool = False, verbose: int = 1):
+    def __init__(
+        self,
+        query: pd.DataFrame,
+        gallery: pd.DataFrame,
+        every: int = 10,
+        epochs: int | None = None,
+        metric: str = "euclidean",
+        ranks: Sequence[int] = (1, 5, 10, 20),
+        batch_size: int = 64,
+        aqe: bool = False,
+        verbose: int = 1,
+    ):
         super().__init__()
         self.query, self.gallery = query, gallery
         self.every, self.epochs = int(every), epochs
@@ -69,7 +78,8 @@ class ReIDEvaluation(keras.callbacks.Callback):
         features = embed_query_gallery(self.model, self.query, self.gallery, self.batch_size)
         results = {}
         for prefix, aqe in (("", False), ("aqe_", True))[: 1 + self.aqe]:
-            metrics = evaluate_from_features(*features, self.query, self.gallery, ranks=self.ranks, metric=self.metric,
-                                             aqe=aqe)
+            metrics = evaluate_from_features(
+                *features, self.query, self.gallery, ranks=self.ranks, metric=self.metric, aqe=aqe
+            )
             results.update({prefix + name: value for name, value in metrics.items()})
         return results

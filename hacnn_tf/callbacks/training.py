@@ -24,7 +24,8 @@ import shutil
 import uuid
 import warnings
 import zipfile
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import keras
 
@@ -55,8 +56,13 @@ class AtomicModelCheckpoint(keras.callbacks.Callback):
     (with a warning) an epoch whose loss is not finite, so that the file keeps the last usable model.
     """
 
-    def __init__(self, filepath: str | os.PathLike, monitor: str | None = None, mode: str = "max",
-                 info: Mapping[str, Any] | None = None):
+    def __init__(
+        self,
+        filepath: str | os.PathLike,
+        monitor: str | None = None,
+        mode: str = "max",
+        info: Mapping[str, Any] | None = None,
+    ):
         super().__init__()
         if mode not in ("max", "min"):
             raise ValueError(f"mode must be 'max' or 'min'; got {mode!r}")
@@ -73,8 +79,7 @@ class AtomicModelCheckpoint(keras.callbacks.Callback):
         elif not _finite_loss(logs):
             logger.warning("epoch %d: the loss is not finite, %s keeps the previous model", epoch + 1, self.filepath)
             return
-        info = {"epoch": epoch + 1, "monitor": self.monitor, "value": self.best if self.monitor else None,
-                **self.info}
+        info = {"epoch": epoch + 1, "monitor": self.monitor, "value": self.best if self.monitor else None, **self.info}
         with atomic_output(self.filepath, durable=True) as tmp:
             self.model.save(tmp)
             # Through an open file: `ZipFile(path, "a")` retries a failed open as "w+b", which empties the file.
@@ -141,13 +146,21 @@ def committed_backups(backup_dir: str | os.PathLike) -> list[pathlib.Path]:
     backup_dir = pathlib.Path(backup_dir)
     if not backup_dir.is_dir():
         return []
-    found = [(int(match[1]), path) for path in backup_dir.iterdir()
-             if (match := _BACKUP_NAME.match(path.name)) and path.is_dir()]
+    found = [
+        (int(match[1]), path)
+        for path in backup_dir.iterdir()
+        if (match := _BACKUP_NAME.match(path.name)) and path.is_dir()
+    ]
     return [path for _, path in sorted(found)]
 
 
-def write_backup(backup_dir: str | os.PathLike, epoch: int, model: keras.Model, state: Mapping[str, Any],
-                 files: Sequence[str | os.PathLike] = ()) -> Backup:
+def write_backup(
+    backup_dir: str | os.PathLike,
+    epoch: int,
+    model: keras.Model,
+    state: Mapping[str, Any],
+    files: Sequence[str | os.PathLike] = (),
+) -> Backup:
     """Commits the backup of `epoch` trained epochs: `model` (weights and optimizer state), copies of `files`, and
     `state` (JSON) with the epoch and the files' SHA-256, in `backup_dir/epoch-<epoch>`; then deletes the older
     backups.
@@ -167,8 +180,12 @@ def write_backup(backup_dir: str | os.PathLike, epoch: int, model: keras.Model, 
         for source in map(pathlib.Path, files):
             shutil.copyfile(source, staging / source.name)
             names.append(source.name)
-        record = {**state, "format": BACKUP_FORMAT, "epoch": epoch,
-                  "files": {name: _sha256(staging / name) for name in names}}
+        record = {
+            **state,
+            "format": BACKUP_FORMAT,
+            "epoch": epoch,
+            "files": {name: _sha256(staging / name) for name in names},
+        }
         (staging / STATE_FILE).write_text(json.dumps(record, indent=1), encoding="utf-8")
         for name in (*names, STATE_FILE, "."):
             fsync_path(staging / name)
@@ -195,8 +212,7 @@ def read_backup(directory: str | os.PathLike) -> Backup:
         state = json.loads(state_path.read_text(encoding="utf-8"))
         epoch, files = int(state["epoch"]), dict(state["files"])
     except (OSError, ValueError, KeyError, TypeError) as error:
-        raise BackupError(state_path, f"the backup's state cannot be read ({type(error).__name__}: {error})") \
-            from None
+        raise BackupError(state_path, f"the backup's state cannot be read ({type(error).__name__}: {error})") from None
     if state.get("format") != BACKUP_FORMAT:
         raise BackupError(state_path, f"backup format {state.get('format')!r}; this version reads {BACKUP_FORMAT}")
     if _BACKUP_NAME.match(directory.name) and int(_BACKUP_NAME.match(directory.name)[1]) != epoch:
@@ -208,8 +224,9 @@ def read_backup(directory: str | os.PathLike) -> Backup:
         except OSError as error:
             raise BackupError(path, f"cannot be read ({error.strerror or error})") from None
         if actual != expected:
-            raise BackupError(path, f"its content is not what was written (SHA-256 {actual[:16]}..., "
-                                    f"recorded {expected[:16]}...)")
+            raise BackupError(
+                path, f"its content is not what was written (SHA-256 {actual[:16]}..., recorded {expected[:16]}...)"
+            )
     return Backup(directory, epoch, state)
 
 
@@ -240,8 +257,9 @@ def restore_backup(model: keras.Model, backup: Backup) -> None:
             warnings.filterwarnings("error", message="Skipping variable loading")
             model.load_weights(backup.model_path)
     except Exception as error:  # Keras and h5py raise ValueError, OSError, KeyError... for a file that does not fit
-        raise BackupError(backup.model_path, f"cannot be loaded into the configured model "
-                                             f"({type(error).__name__}: {error})") from error
+        raise BackupError(
+            backup.model_path, f"cannot be loaded into the configured model ({type(error).__name__}: {error})"
+        ) from error
 
 
 class EpochBackup(keras.callbacks.Callback):
@@ -256,8 +274,14 @@ class EpochBackup(keras.callbacks.Callback):
     finished, and a run with more `train.epochs` continues from it.
     """
 
-    def __init__(self, backup_dir: str | os.PathLike, best: AtomicModelCheckpoint | None = None,
-                 files: Sequence[str | os.PathLike] = (), state: Mapping[str, Any] | None = None, write: bool = True):
+    def __init__(
+        self,
+        backup_dir: str | os.PathLike,
+        best: AtomicModelCheckpoint | None = None,
+        files: Sequence[str | os.PathLike] = (),
+        state: Mapping[str, Any] | None = None,
+        write: bool = True,
+    ):
         super().__init__()
         self.backup_dir, self.best = pathlib.Path(backup_dir), best
         self.files = [pathlib.Path(path) for path in files]
@@ -275,15 +299,24 @@ class EpochBackup(keras.callbacks.Callback):
             return
         steps = self.params.get("steps") if self.params else None
         if not _finite_loss(logs) or (steps and self._steps_done < steps):
-            reason = f"stopped after {self._steps_done} of {steps} steps" if _finite_loss(logs) else \
-                "the loss is not finite"
+            reason = (
+                f"stopped after {self._steps_done} of {steps} steps" if _finite_loss(logs) else "the loss is not finite"
+            )
             logger.warning("epoch %d: %s; it is not backed up (the backup keeps epoch %d)", epoch + 1, reason, epoch)
             return
         best = self.best.best if self.best is not None and math.isfinite(self.best.best) else None
         try:
-            write_backup(self.backup_dir, epoch + 1, self.model, {**self.state, "best": best},
-                         [path for path in self.files if path.is_file()])
+            write_backup(
+                self.backup_dir,
+                epoch + 1,
+                self.model,
+                {**self.state, "best": best},
+                [path for path in self.files if path.is_file()],
+            )
         except OSError as error:
-            raise OSError(error.errno, f"Backing up epoch {epoch + 1} into {self.backup_dir} failed "
-                                       f"({error.strerror or error}): make room and rerun the same command, which "
-                                       f"resumes from the last backup committed") from error
+            raise OSError(
+                error.errno,
+                f"Backing up epoch {epoch + 1} into {self.backup_dir} failed "
+                f"({error.strerror or error}): make room and rerun the same command, which "
+                f"resumes from the last backup committed",
+            ) from error

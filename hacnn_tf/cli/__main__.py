@@ -1,3 +1,3 @@
 from hacnn_tf.cli import main
 
-main()
+raise SystemExit(main())

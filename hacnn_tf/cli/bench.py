@@ -12,9 +12,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    from hacnn_tf.errors import MissingExtraError
+
     try:
         from benchmarks.run import main as bench_main
     except ImportError as error:
-        raise SystemExit("hacnn-tf bench runs the benchmarks/ package of a source checkout, from its root, with the "
-                         f"bench extra installed (pip install -e '.[bench]'): {error}") from None
+        raise MissingExtraError(
+            "hacnn-tf bench runs the benchmarks/ package of a source checkout, from its root, "
+            f"with the bench extra installed (pip install -e '.[bench]'): {error}"
+        ) from None
     bench_main(args.args)

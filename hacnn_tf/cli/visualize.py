@@ -1,4 +1,4 @@
-"""Figures as PNG files: attention maps and regions, ranked lists, training and CMC curves.
+r"""Figures as PNG files: attention maps and regions, ranked lists, training and CMC curves.
 
 Examples:
   hacnn-tf visualize attention --checkpoint runs/market/best.keras --dataset market1501 --root /data/reid \
@@ -18,14 +18,21 @@ import pathlib
 import keras
 import pandas as pd
 
-from hacnn_tf.cli.options import DATASETS, add_align_corners, add_dataset, add_overrides, dataset_options
-from hacnn_tf.data.datasets import load_dataset
+from hacnn_tf.cli.options import (
+    DATASETS,
+    add_align_corners,
+    add_dataset,
+    add_overrides,
+    config_from_args,
+    dataset_options,
+)
 from hacnn_tf.convert.checkpoint import load_checkpoint
-from hacnn_tf.evaluation.features import query_gallery_distances
+from hacnn_tf.data.datasets import load_dataset
 from hacnn_tf.data.pipeline import load_pixels
-from hacnn_tf.configs import resolve_config
+from hacnn_tf.errors import DataError, InputFileError, UserError
+from hacnn_tf.evaluation.features import query_gallery_distances
 from hacnn_tf.model import HACNN
-from hacnn_tf.trainer import load_config
+from hacnn_tf.trainer import build_model
 from hacnn_tf.visualization.attention import plot_attention
 from hacnn_tf.visualization.curves import plot_cmc, plot_training_curves, read_cmc_csv
 from hacnn_tf.visualization.ranking import choose_queries, plot_ranked_lists
@@ -35,8 +42,7 @@ def attention_model(args: argparse.Namespace) -> HACNN:
     """The checkpoint's model, or with `--untrained` a freshly initialised one (seeded) from the config."""
     if args.untrained:
         keras.utils.set_random_seed(args.seed)
-        config = resolve_config(args.config) if args.config else None
-        return HACNN(None, **load_config(config, args.overrides)["model"])
+        return build_model(config_from_args(args.config, args.overrides), None)
     return load_checkpoint(args.checkpoint, args.align_corners)
 
 
@@ -49,6 +55,13 @@ def attention_images(args: argparse.Namespace) -> pd.DataFrame:
 
 
 def run_attention(args: argparse.Namespace) -> list[pathlib.Path]:
+    if args.dataset and not args.root:
+        raise UserError("attention: --dataset needs --root (the folder that holds the data set)")
+    if (args.config or args.overrides) and not args.untrained:
+        raise UserError("attention: --config/--set build an --untrained model; leave them out with --checkpoint")
+    missing = [path for path in args.images or () if not pathlib.Path(path).is_file()]
+    if missing:
+        raise InputFileError(f"attention: --images: {missing[0]} is not a file")
     model = attention_model(args)
     pixels = load_pixels(attention_images(args), model.input_size)
     return [plot_attention(model, pixels, args.output, panel_width=args.panel_width, dpi=args.dpi)]
@@ -57,24 +70,42 @@ def run_attention(args: argparse.Namespace) -> list[pathlib.Path]:
 def run_ranks(args: argparse.Namespace) -> list[pathlib.Path]:
     model = load_checkpoint(args.checkpoint, args.align_corners)
     data = load_dataset(args.dataset, args.root, **dataset_options(args))
-    distmat = query_gallery_distances(model, data.query, data.gallery, metric=args.metric, rerank=args.rerank,
-                                      flip=args.flip)
-    return [plot_ranked_lists(data.query, data.gallery, distmat, args.output, query_indices=args.query_indices,
-                              num_queries=args.num_queries, top_k=args.top_k, seed=args.seed, dpi=args.dpi)]
+    distmat = query_gallery_distances(
+        model, data.query, data.gallery, metric=args.metric, rerank=args.rerank, flip=args.flip
+    )
+    return [
+        plot_ranked_lists(
+            data.query,
+            data.gallery,
+            distmat,
+            args.output,
+            query_indices=args.query_indices,
+            num_queries=args.num_queries,
+            top_k=args.top_k,
+            seed=args.seed,
+            dpi=args.dpi,
+        )
+    ]
 
 
 def run_curves(args: argparse.Namespace) -> list[pathlib.Path]:
     if not args.log and not args.cmc:
-        raise SystemExit("curves: give --log (a training_log.csv) and/or --cmc (a *_cmc.csv)")
+        raise UserError("curves: give --log (a training_log.csv) and/or --cmc (a *_cmc.csv)")
+    for option, path in [("--log", args.log), *(("--cmc", path) for path in args.cmc or ())]:
+        if path and not pathlib.Path(path).is_file():
+            raise InputFileError(f"curves: {option}: {path} is not a file")
     output = pathlib.Path(args.output_dir)
     paths = []
-    if args.log:
-        paths.append(plot_training_curves(args.log, output / "training_curves.png"))
-    if args.cmc:
-        curves = {}
-        for path in args.cmc:
-            curves.update(read_cmc_csv(path))
-        paths.append(plot_cmc(curves, output / "cmc.png", max_rank=args.max_rank))
+    try:
+        if args.log:
+            paths.append(plot_training_curves(args.log, output / "training_curves.png"))
+        if args.cmc:
+            curves = {}
+            for path in args.cmc:
+                curves.update(read_cmc_csv(path))
+            paths.append(plot_cmc(curves, output / "cmc.png", max_rank=args.max_rank))
+    except (ValueError, pd.errors.ParserError) as error:  # a file that is not a training log / CMC file
+        raise DataError(f"curves: {error}") from None
     return paths
 
 
@@ -125,11 +156,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> list[pathlib.Path]:
-    if args.figure == "attention":
-        if args.dataset and not args.root:
-            raise SystemExit("attention: --dataset needs --root")
-        if (args.config or args.overrides) and not args.untrained:
-            raise SystemExit("attention: --config/--set build an --untrained model")
+    """Draws the figure `args.figure`; prints and returns the paths written."""
     paths = args.draw(args)
     for path in paths:
         print(f"written {path}")

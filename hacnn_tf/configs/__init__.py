@@ -30,5 +30,6 @@ def resolve_config(name_or_path: str | os.PathLike) -> pathlib.Path:
     for candidate in (packaged, packaged.with_name(packaged.name + ".yaml")):
         if candidate.is_file() and candidate.suffix in CONFIG_SUFFIXES:
             return candidate
-    raise FileNotFoundError(f"Config {str(name_or_path)!r} is neither a file nor a packaged config; packaged: "
-                            f"{', '.join(list_configs())}")
+    raise FileNotFoundError(
+        f"Config {str(name_or_path)!r} is neither a file nor a packaged config; packaged: {', '.join(list_configs())}"
+    )

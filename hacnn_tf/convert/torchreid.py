@@ -1,4 +1,5 @@
-"""Import torchreid HA-CNN checkpoints (`torchreid/reid/models/hacnn.py`, HACNN.md §2.9) into `hacnn_tf.HACNN`.
+"""Import torchreid HA-CNN checkpoints (`torchreid/reid/models/hacnn.py`) into `hacnn_tf.HACNN`
+(docs/parity.md#import-a-torchreid-checkpoint).
 
 Every tensor of the checkpoint is mapped to exactly one Keras variable; a checkpoint with missing, unexpected or
 mis-shaped tensors is refused with the full list. Layout conversions: conv kernels `(O, I, kh, kw)` ->
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import os
 import pathlib
-from typing import Iterator, Mapping
+from collections.abc import Iterator, Mapping
 
 import keras
 import numpy as np
@@ -136,8 +137,10 @@ def assign_torchreid_tensors(variable_map, state_dict: Mapping[str, np.ndarray],
         if permutation is not None and value.ndim == len(permutation):
             value = value.transpose(permutation)
         if tuple(value.shape) != tuple(variable.shape):
-            mismatched.append(f"{key}: checkpoint {tuple(state_dict[key].shape)} -> {tuple(value.shape)}, "
-                              f"model expects {tuple(variable.shape)}")
+            mismatched.append(
+                f"{key}: checkpoint {tuple(state_dict[key].shape)} -> {tuple(value.shape)}, "
+                f"model expects {tuple(variable.shape)}"
+            )
             continue
         assignments.append((variable, value))
     unexpected = sorted(set(state_dict) - expected)

@@ -17,7 +17,6 @@ import pathlib
 import re
 import shutil
 import struct
-import tempfile
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 
@@ -25,7 +24,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-__all__ = ["ReIDDataset", "load_dataset", "verify_images", "DATASET_NAMES"]
+__all__ = ["ReIDDataset", "load_dataset", "verify_images", "DATASET_NAMES", "IMAGE_SUFFIXES"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +33,7 @@ _COLUMNS = ["path", "pid", "camid", "split"]
 _SKIPPED_COLUMNS = ["path", "reason"]
 _PID_CAM_PATTERN = re.compile(r"([-\d]+)_c(\d)")  # torchreid's Market-1501 / DukeMTMC-reID pattern
 _FOLDER_PATTERN = re.compile(r"^(-?\d+)_c(\d+)")
-_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}  # what `pipeline.decode_rgb` reads
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}  # what `image_decoding.decode_rgb` reads
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -55,7 +54,7 @@ class ReIDDataset:
         images."""
         if self.train.empty:
             skipped = f"; {len(self.skipped)} file(s) skipped, see ReIDDataset.skipped" if len(self.skipped) else ""
-            raise ValueError(f"{self.name}: no training images (the train split is empty{skipped})")
+            raise _errors().DataError(f"{self.name}: no training images (the train split is empty{skipped})")
         return int(self.train["pid"].nunique())
 
     @property
@@ -90,21 +89,36 @@ class ReIDDataset:
 # Shared helpers
 
 
+def _errors():
+    """`hacnn_tf.errors`, imported when an error is raised: importing anything of the package imports TensorFlow
+    (its `__init__`), which listing files does not need."""
+    from hacnn_tf import errors
+
+    return errors
+
+
 def _frame(rows: Sequence[tuple[str, int, int]], split: str) -> pd.DataFrame:
+    from hacnn_tf.data.identities import integer_ids  # here: importing hacnn_tf's package imports TensorFlow
+
     df = pd.DataFrame(list(rows), columns=["path", "pid", "camid"])
     df["split"] = split
-    return df.astype({"path": str, "pid": "int64", "camid": "int64", "split": str})[_COLUMNS]
+    for column in ("pid", "camid"):
+        df[column] = integer_ids(df[column].to_numpy(), f"{split} {column}", df["path"].tolist(), np.int64)
+    return df.astype({"path": str, "split": str})[_COLUMNS]
 
 
 def _skipped_frame(rows: Sequence[tuple[str, str]]) -> pd.DataFrame:
     return pd.DataFrame(list(rows), columns=_SKIPPED_COLUMNS).astype(str)
 
 
-def _find_layout(label: str, root: pathlib.Path, candidates: Sequence[pathlib.Path], required: Sequence[str]
-                 ) -> pathlib.Path:
+def _find_layout(
+    label: str, root: pathlib.Path, candidates: Sequence[pathlib.Path], required: Sequence[str]
+) -> pathlib.Path:
     """Returns the first candidate folder holding every `required` entry, or raises naming what is missing."""
     if not root.exists():
-        raise FileNotFoundError(f"{label}: data set root {root} does not exist")
+        raise _errors().InputFileError(
+            f"{label}: data set root {root} does not exist: give the folder that holds the data set (--root, data.root)"
+        )
     candidates = list(dict.fromkeys(candidates))
     for folder in candidates:
         if all((folder / entry).exists() for entry in required):
@@ -114,19 +128,24 @@ def _find_layout(label: str, root: pathlib.Path, candidates: Sequence[pathlib.Pa
     what = ", ".join(f"'{entry}'" for entry in missing)
     noun = "entries" if len(missing) > 1 else ("file" if pathlib.PurePath(missing[0]).suffix else "folder")
     looked = ", ".join(str(folder) for folder in candidates)
-    raise FileNotFoundError(f"{label}: expected {noun} {what} under {root} (looked in {looked})")
+    layout = ", ".join(f"{entry}{'' if pathlib.PurePath(entry).suffix else '/'}" for entry in required)
+    raise _errors().InputFileError(
+        f"{label}: expected {noun} {what} under {root} (looked in {looked}): give the "
+        f"folder that holds {layout} (or its parent) as the data set root"
+    )
 
 
-def _parse_named_dir(folder: pathlib.Path, split: str, pattern: re.Pattern
-                     ) -> tuple[list[tuple[str, int, int]], list[tuple[str, str]]]:
+def _parse_named_dir(
+    folder: pathlib.Path, split: str, pattern: re.Pattern
+) -> tuple[list[tuple[str, int, int]], list[tuple[str, str]]]:
     """Lists `folder`'s images named `<pid>_c<cam>...`; returns (path, pid, camid as in the name) rows and the
     files left out: not images (by suffix) or named otherwise. Junk images (pid -1) are dropped."""
     rows, skipped = [], []
     for path in sorted(folder.iterdir()):
         if not path.is_file():
             continue
-        if path.suffix.lower() not in _IMAGE_SUFFIXES:
-            skipped.append((str(path), f"{split}: not an image file (suffix not one of {sorted(_IMAGE_SUFFIXES)})"))
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            skipped.append((str(path), f"{split}: not an image file (suffix not one of {sorted(IMAGE_SUFFIXES)})"))
             continue
         match = pattern.search(path.name)
         if match is None:
@@ -139,7 +158,7 @@ def _parse_named_dir(folder: pathlib.Path, split: str, pattern: re.Pattern
 
 
 def verify_images(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Decodes each `df.path` with the decoder training, evaluation and serving use (`pipeline.decode_rgb`; this
+    """Decodes each `df.path` with the decoder training, evaluation and serving use (`image_decoding.decode_rgb`; this
     imports TensorFlow), in parallel.
 
     Returns `(ok, skipped)`: the decodable rows (index reset) and a (path, reason) table of the others.
@@ -154,8 +173,7 @@ def verify_images(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return df[ok].reset_index(drop=True), _skipped_frame(skipped)
 
 
-def _finalise(name: str, splits: dict[str, pd.DataFrame], skipped: list[pd.DataFrame], verify: bool
-              ) -> ReIDDataset:
+def _finalise(name: str, splits: dict[str, pd.DataFrame], skipped: list[pd.DataFrame], verify: bool) -> ReIDDataset:
     """Verifies images, relabels training ids to 0..N-1 (sorted original ids) and logs skipped images."""
     if verify:  # one pass over all splits: a pass has a fixed cost (tracing the decoder) of about half a second
         ok, bad = verify_images(pd.concat([splits[split] for split in SPLITS], ignore_index=True))
@@ -179,8 +197,9 @@ def _finalise(name: str, splits: dict[str, pd.DataFrame], skipped: list[pd.DataF
 # Market-1501 and DukeMTMC-reID
 
 
-def _load_bounding_box_layout(label: str, root: pathlib.Path, subdirs: Sequence[str]
-                              ) -> tuple[dict[str, pd.DataFrame], list[pd.DataFrame]]:
+def _load_bounding_box_layout(
+    label: str, root: pathlib.Path, subdirs: Sequence[str]
+) -> tuple[dict[str, pd.DataFrame], list[pd.DataFrame]]:
     candidates = [root] + [root / sub for sub in subdirs]
     folder_names = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
     base = _find_layout(label, root, candidates, list(folder_names.values()))
@@ -211,25 +230,31 @@ _MSMT17_LISTS = ["list_train.txt", "list_val.txt", "list_query.txt", "list_galle
 
 def _read_msmt17_list(list_path: pathlib.Path, image_dir: pathlib.Path, split: str) -> pd.DataFrame:
     rows = []
-    for line in list_path.read_text().splitlines():
+    for number, line in enumerate(list_path.read_text().splitlines(), start=1):
         if not line.strip():
             continue
-        relpath, pid = line.split()
-        camid = int(pathlib.PurePosixPath(relpath).name.split("_")[2]) - 1
-        rows.append((str(image_dir / relpath), int(pid), camid))
+        try:
+            relpath, pid = line.split()
+            camid = int(pathlib.PurePosixPath(relpath).name.split("_")[2]) - 1
+            rows.append((str(image_dir / relpath), int(pid), camid))
+        except (ValueError, IndexError):
+            raise _errors().DataError(
+                f"MSMT17: {list_path} line {number}: {line.strip()!r} is not "
+                f"'<folder>/<pid>_<n>_<camera>_....jpg <pid>' as in MSMT17's own lists"
+            ) from None
     return _frame(rows, split)
 
 
-def _load_msmt17(root: pathlib.Path, msmt17_use_val: bool = False
-                 ) -> tuple[dict[str, pd.DataFrame], list[pd.DataFrame]]:
+def _load_msmt17(
+    root: pathlib.Path, msmt17_use_val: bool = False
+) -> tuple[dict[str, pd.DataFrame], list[pd.DataFrame]]:
     # `root` may be the version folder itself, its parent, or the parent of `msmt17/`
     candidates = [parent / version for parent in (root, root / "msmt17") for version in _MSMT17_DIRS] + [root]
     base = _find_layout("MSMT17", root, candidates, _MSMT17_LISTS)
-    version = next((v for v, (tr, te) in _MSMT17_DIRS.items() if (base / tr).is_dir() and (base / te).is_dir()),
-                   None)
+    version = next((v for v, (tr, te) in _MSMT17_DIRS.items() if (base / tr).is_dir() and (base / te).is_dir()), None)
     if version is None:
         expected = " or ".join(f"'{tr}'+'{te}'" for tr, te in _MSMT17_DIRS.values())
-        raise FileNotFoundError(f"MSMT17: expected image folders {expected} under {base}")
+        raise _errors().InputFileError(f"MSMT17: expected image folders {expected} under {base}")
     train_dir, test_dir = (base / d for d in _MSMT17_DIRS[version])
     train = _read_msmt17_list(base / "list_train.txt", train_dir, "train")
     if msmt17_use_val:  # torchreid adds the validation images only with `combineall`
@@ -246,8 +271,21 @@ def _load_msmt17(root: pathlib.Path, msmt17_use_val: bool = False
 # CUHK03 (new 767/700 protocol)
 
 # MATLAB v5 data element types -> numpy dtypes (miINT8 .. miUINT64, miUTF8/16/32).
-_MI_DTYPES = {1: "i1", 2: "u1", 3: "i2", 4: "u2", 5: "i4", 6: "u4", 7: "f4", 9: "f8", 12: "i8", 13: "u8",
-              16: "u1", 17: "u2", 18: "u4"}
+_MI_DTYPES = {
+    1: "i1",
+    2: "u1",
+    3: "i2",
+    4: "u2",
+    5: "i4",
+    6: "u4",
+    7: "f4",
+    9: "f8",
+    12: "i8",
+    13: "u8",
+    16: "u1",
+    17: "u2",
+    18: "u4",
+}
 _MI_MATRIX, _MI_COMPRESSED, _MX_CELL, _MX_CHAR = 14, 15, 1, 4
 
 
@@ -262,7 +300,7 @@ def _mat5_elements(buf: bytes, endian: str) -> Iterator[tuple[int, bytes]]:
             mi_type, size = struct.unpack_from(endian + "II", buf, pos)
             start = pos + 8
             pos = start + size + (0 if mi_type == _MI_COMPRESSED else -size % 8)
-        payload = buf[start:start + size]
+        payload = buf[start : start + size]
         if mi_type == _MI_COMPRESSED:
             yield from _mat5_elements(zlib.decompress(payload), endian)
         else:
@@ -297,10 +335,11 @@ def _read_mat5(path: pathlib.Path) -> dict[str, object]:
     """Reads the numeric, char and cell variables of a MATLAB v5/v7 file (uncompressed or compressed)."""
     buf = path.read_bytes()
     if len(buf) < 128 or buf[126:128] not in (b"IM", b"MI"):
-        raise ValueError(f"{path} is neither a MATLAB v5/v7 file nor an HDF5 (v7.3) one")
+        raise _errors().DataError(f"{path} is neither a MATLAB v5/v7 file nor an HDF5 (v7.3) one")
     endian = "<" if buf[126:128] == b"IM" else ">"
-    return dict(_mat5_matrix(body, endian) for mi_type, body in _mat5_elements(buf[128:], endian)
-                if mi_type == _MI_MATRIX)
+    return dict(
+        _mat5_matrix(body, endian) for mi_type, body in _mat5_elements(buf[128:], endian) if mi_type == _MI_MATRIX
+    )
 
 
 def _read_split_config(path: pathlib.Path) -> dict[str, np.ndarray]:
@@ -312,14 +351,14 @@ def _read_split_config(path: pathlib.Path) -> dict[str, np.ndarray]:
         with h5py.File(path, "r") as f:
             missing = [k for k in keys if k not in f]
             if missing:
-                raise ValueError(f"CUHK03: {path} lacks variable(s) {missing}")
+                raise _errors().DataError(f"CUHK03: {path} lacks variable(s) {missing}")
             out = {k: np.ravel(f[k][()]) for k in keys if k != "filelist"}
             out["filelist"] = np.array(["".join(map(chr, np.ravel(f[ref][()]))) for ref in np.ravel(f["filelist"][()])])
         return out
     mat = _read_mat5(path)
     missing = [k for k in keys if mat.get(k) is None]
     if missing:
-        raise ValueError(f"CUHK03: {path} lacks variable(s) {missing} (convert it with MATLAB `save -v7.3`)")
+        raise _errors().DataError(f"CUHK03: {path} lacks variable(s) {missing} (convert it with MATLAB `save -v7.3`)")
     out = {k: np.ravel(np.asarray(mat[k]), order="F") for k in keys if k != "filelist"}
     out["filelist"] = np.array([str(c) for c in np.ravel(np.asarray(mat["filelist"], dtype=object), order="F")])
     return out
@@ -331,7 +370,9 @@ def _extract_cuhk03_images(mat_path: pathlib.Path, kind: str, target: pathlib.Pa
     import h5py
 
     logger.info("CUHK03: extracting %s images from %s to %s", kind, mat_path, target)
-    tmp = pathlib.Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
+    from hacnn_tf.io_utils import make_staging_dir
+
+    tmp = make_staging_dir(target.parent, target.name + ".tmp-")
     try:
         with h5py.File(mat_path, "r") as mat:
             for pair, pair_ref in enumerate(np.ravel(mat[kind][()])):
@@ -350,8 +391,9 @@ def _extract_cuhk03_images(mat_path: pathlib.Path, kind: str, target: pathlib.Pa
         raise
 
 
-def _load_cuhk03(root: pathlib.Path, cuhk03_labeled: bool = False
-                 ) -> tuple[dict[str, pd.DataFrame], list[pd.DataFrame]]:
+def _load_cuhk03(
+    root: pathlib.Path, cuhk03_labeled: bool = False
+) -> tuple[dict[str, pd.DataFrame], list[pd.DataFrame]]:
     kind = "labeled" if cuhk03_labeled else "detected"
     config_name = f"cuhk03_new_protocol_config_{kind}.mat"
     cache_name = f"images_{kind}"
@@ -361,7 +403,7 @@ def _load_cuhk03(root: pathlib.Path, cuhk03_labeled: bool = False
         base = _find_layout("CUHK03", root, candidates, ["cuhk03_release/cuhk-03.mat", config_name])
         _extract_cuhk03_images(base / "cuhk03_release" / "cuhk-03.mat", kind, base / cache_name)
     config = _read_split_config(base / config_name)
-    names, labels = config["filelist"], config["labels"].astype("int64")
+    names, labels = config["filelist"], config["labels"]
 
     def rows(split: str) -> pd.DataFrame:
         idx = config[f"{split}_idx"].astype("int64") - 1  # MATLAB indices are 1-based
@@ -401,37 +443,56 @@ def _csv_integers(table: pd.DataFrame, column: str, csv_path: pathlib.Path) -> p
     bad = ~table[column].str.fullmatch(r"[+-]?\d+")
     if bad.any():
         line, value = int(table.index[bad][0]) + 2, table.loc[bad, column].iloc[0]
-        raise ValueError(f"folder: CSV {csv_path} line {line}: {column} {value!r} is not an integer"
-                         + (" (a fractional id would be truncated and merge identities)" if column == "pid" else ""))
-    return table[column].astype("int64")
+        raise _errors().DataError(
+            f"folder: CSV {csv_path} line {line}: {column} {value!r} is not an integer"
+            + (" (a fractional id would be truncated and merge identities)" if column == "pid" else "")
+        )
+    from hacnn_tf.data.identities import integer_ids
+
+    lines = [f"CSV {csv_path} line {index + 2}" for index in table.index]
+    return pd.Series(
+        integer_ids(
+            np.array([int(value) for value in table[column]], dtype=object), f"folder: {column}", lines, np.int64
+        ),
+        index=table.index,
+    )
 
 
 def _load_csv(csv_path: pathlib.Path) -> tuple[dict[str, pd.DataFrame], list[pd.DataFrame]]:
     try:  # every cell as text, blank lines kept as rows, so that line numbers in errors are the file's
         table = pd.read_csv(csv_path, dtype=str, keep_default_na=False, skip_blank_lines=False)
     except pd.errors.EmptyDataError:
-        raise ValueError(f"folder: CSV {csv_path} is empty; expected a header line path,pid,camid,split and one "
-                         f"row per image") from None
+        raise _errors().DataError(
+            f"folder: CSV {csv_path} is empty; expected a header line path,pid,camid,split and one row per image"
+        ) from None
     table.columns = [str(c).strip().lower() for c in table.columns]
     missing = [c for c in _COLUMNS if c not in table.columns]
     if missing:
-        raise ValueError(f"folder: CSV {csv_path} lacks column(s) {missing}; expected columns path,pid,camid,split")
+        raise _errors().DataError(
+            f"folder: CSV {csv_path} lacks column(s) {missing}; expected columns path,pid,camid,split"
+        )
     table = table[_COLUMNS].apply(lambda column: column.str.strip())
     table = table[(table != "").any(axis=1)]  # blank lines
     for column in _COLUMNS:
         empty = table[column] == ""
         if empty.any():
-            raise ValueError(f"folder: CSV {csv_path} line {int(table.index[empty][0]) + 2}: empty {column} cell "
-                             f"({int(empty.sum())} row(s) in all)")
+            raise _errors().DataError(
+                f"folder: CSV {csv_path} line {int(table.index[empty][0]) + 2}: empty {column} "
+                f"cell ({int(empty.sum())} row(s) in all)"
+            )
     table["split"] = table["split"].str.lower()
     unknown = sorted(set(table["split"]) - set(SPLITS))
     if unknown:
-        raise ValueError(f"folder: CSV {csv_path} has split value(s) {unknown}; expected one of {list(SPLITS)}")
+        raise _errors().DataError(
+            f"folder: CSV {csv_path} has split value(s) {unknown}; expected one of {list(SPLITS)}"
+        )
     table["pid"], table["camid"] = _csv_integers(table, "pid", csv_path), _csv_integers(table, "camid", csv_path)
     table["path"] = [os.path.normpath(csv_path.parent / p) for p in table["path"]]
     table = table[table["pid"] != -1]
-    splits = {s: _frame(list(table.loc[table["split"] == s, ["path", "pid", "camid"]].itertuples(index=False)), s)
-              for s in SPLITS}
+    splits = {
+        s: _frame(list(table.loc[table["split"] == s, ["path", "pid", "camid"]].itertuples(index=False)), s)
+        for s in SPLITS
+    }
     _zero_based_cameras(splits)
     return splits, []
 
@@ -446,8 +507,14 @@ _LOADERS: dict[str, tuple[str, Callable[..., tuple[dict[str, pd.DataFrame], list
     "cuhk03": ("CUHK03", _load_cuhk03),
     "folder": ("folder", _load_folder),
 }
-_ALIASES = {"market": "market1501", "duke": "dukemtmcreid", "dukemtmc": "dukemtmcreid", "msmt": "msmt17",
-            "custom": "folder", "csv": "folder"}
+_ALIASES = {
+    "market": "market1501",
+    "duke": "dukemtmcreid",
+    "dukemtmc": "dukemtmcreid",
+    "msmt": "msmt17",
+    "custom": "folder",
+    "csv": "folder",
+}
 DATASET_NAMES = tuple(_LOADERS)
 
 
@@ -455,8 +522,9 @@ def _canonical_name(name: str) -> str:
     key = re.sub(r"[\s_\-.]", "", name.lower())
     key = _ALIASES.get(key, key)
     if key not in _LOADERS:
-        raise ValueError(f"unknown data set {name!r}; expected one of {list(DATASET_NAMES)} (or an alias: "
-                         f"{sorted(_ALIASES)})")
+        raise _errors().DataError(
+            f"unknown data set {name!r}; expected one of {list(DATASET_NAMES)} (or an alias: {sorted(_ALIASES)})"
+        )
     return key
 
 
@@ -466,16 +534,18 @@ def load_dataset(name: str, root: str | os.PathLike, *, verify: bool = True, **o
     Args:
         name: `market1501`, `dukemtmcreid`, `msmt17`, `cuhk03` or `folder` (case-insensitive; dashes, underscores
             and aliases such as "Market-1501", "duke", "msmt", "csv" are accepted).
-        root: the folder holding the data set (or its parent; see each reader), or a CSV file for `folder`.
+        root: the folder holding the data set (or its parent; see each reader), or a CSV file for `folder`. The
+            `name` of a set written by `hacnn_tf.data.synthetic` is `synthetic (<reader's name> layout)`.
         verify: decode every image as training and serving do (`verify_images`, TensorFlow's decoders, in
             parallel) and skip, log and list in `skipped` the ones that fail.
         **options: `cuhk03_labeled` (bool, CUHK03: labelled instead of detected boxes) and `msmt17_use_val`
             (bool, MSMT17: add `list_val.txt` to training, which torchreid does only with `combineall`).
 
     Raises:
-        FileNotFoundError: the root or an expected folder/file is missing (the message names it).
-        ValueError: unknown name or malformed CSV / split file (a CSV error names the line: empty cells,
-            ids or cameras that are not integers).
+        InputFileError: (a FileNotFoundError) the root or an expected folder/file is missing (the message
+            names it and the layout expected).
+        DataError: (a ValueError) unknown name, malformed CSV / split file (a CSV error names the line: empty
+            cells, ids or cameras that are not integers).
         TypeError: an option that the reader does not take.
     """
     key = _canonical_name(name)
@@ -486,4 +556,8 @@ def load_dataset(name: str, root: str | os.PathLike, *, verify: bool = True, **o
         raise TypeError(f"load_dataset({key!r}) got unknown option(s) {unknown}; accepted: {accepted}")
     root = pathlib.Path(root).expanduser().absolute()
     splits, skipped = loader(root, **options)
+    from hacnn_tf.data.synthetic import MARKER_FILE
+
+    if (root / MARKER_FILE).is_file():  # written by `hacnn_tf.data.synthetic`: say so in tables and figures
+        label = f"synthetic ({label} layout)"
     return _finalise(label, splits, skipped, verify)

@@ -10,7 +10,8 @@ and background scene, random shifts, scale changes and crops that cut the figure
 The gallery also holds distractors (pid 0, figures of no identity) and junk crops (pid -1, mostly background),
 named as in Market-1501 so that `load_dataset("market1501", root)` reads the set.
 
-Run `python -m hacnn_tf.data.synthetic --root DIR` to write it and print its statistics.
+Run `python -m hacnn_tf.data.synthetic --root DIR` to write it and print its statistics (`--layout folder` writes
+it as `train/`, `query/`, `gallery/` for the `folder` reader instead).
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import json
 import os
 import pathlib
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 
@@ -32,12 +32,25 @@ from PIL import Image
 __all__ = ["SyntheticConfig", "generate", "main"]
 
 _FORMAT_VERSION = 1
-_MARKER = ".synthetic.json"
+MARKER_FILE = ".synthetic.json"  # in the root of every generated set: the arguments that wrote it
+# The folders of the splits in each layout: (train, query, gallery).
+LAYOUTS = {"market1501": ("bounding_box_train", "query", "bounding_box_test"), "folder": ("train", "query", "gallery")}
 
 # Palettes (RGB). Few entries, so that many identities share each colour.
 # Clothes: black, white, grey, red, blue, green, yellow, brown.
-_CLOTHES = np.array([[35, 35, 40], [225, 225, 220], [128, 128, 132], [180, 35, 40], [40, 70, 170],
-                     [45, 130, 65], [220, 185, 50], [125, 80, 45]], np.float32)
+_CLOTHES = np.array(
+    [
+        [35, 35, 40],
+        [225, 225, 220],
+        [128, 128, 132],
+        [180, 35, 40],
+        [40, 70, 170],
+        [45, 130, 65],
+        [220, 185, 50],
+        [125, 80, 45],
+    ],
+    np.float32,
+)
 _SKIN = np.array([[235, 200, 175], [210, 160, 130], [165, 115, 85], [105, 72, 52]], np.float32)
 _HAIR = np.array([[25, 20, 20], [75, 48, 30], [145, 105, 60], [205, 175, 110], [165, 165, 165]], np.float32)
 _SHOES = np.array([[30, 30, 30], [230, 230, 230], [110, 70, 40], [120, 120, 125]], np.float32)
@@ -73,18 +86,31 @@ def _draw_identities(rng: np.random.Generator, count: int) -> list[dict[str, int
     while len(people) < count:
         colours = rng.choice(len(_CLOTHES), 3, replace=False)
         for perm in rng.permutation([[0, 1, 2], [1, 2, 0], [2, 0, 1], [1, 0, 2], [0, 2, 1], [2, 1, 0]])[
-                :rng.integers(2, 4)]:
+            : rng.integers(2, 4)
+        ]:
             person = {
-                "upper": int(colours[perm[0]]), "upper2": int(colours[perm[1]]), "lower": int(colours[perm[2]]),
-                "pattern": int(rng.integers(len(PATTERNS))), "lower_shape": int(rng.choice(3, p=[0.6, 0.2, 0.2])),
-                "long_sleeves": int(rng.random() < 0.6), "skin": int(rng.integers(len(_SKIN))),
-                "hair": int(rng.integers(len(_HAIR))), "long_hair": int(rng.random() < 0.35),
-                "shoes": int(rng.integers(len(_SHOES))), "bag": int(rng.choice(3, p=[0.5, 0.25, 0.25])),
-                "bag_colour": int(rng.integers(len(_CLOTHES))), "build": float(rng.uniform(0.9, 1.12)),
+                "upper": int(colours[perm[0]]),
+                "upper2": int(colours[perm[1]]),
+                "lower": int(colours[perm[2]]),
+                "pattern": int(rng.integers(len(PATTERNS))),
+                "lower_shape": int(rng.choice(3, p=[0.6, 0.2, 0.2])),
+                "long_sleeves": int(rng.random() < 0.6),
+                "skin": int(rng.integers(len(_SKIN))),
+                "hair": int(rng.integers(len(_HAIR))),
+                "long_hair": int(rng.random() < 0.35),
+                "shoes": int(rng.integers(len(_SHOES))),
+                "bag": int(rng.choice(3, p=[0.5, 0.25, 0.25])),
+                "bag_colour": int(rng.integers(len(_CLOTHES))),
+                "build": float(rng.uniform(0.9, 1.12)),
                 "stripe": float(rng.uniform(0.045, 0.065)),
             }
-            key = (person["upper"], person["pattern"], person["upper2"] if person["pattern"] else -1,
-                   person["lower"], person["lower_shape"])
+            key = (
+                person["upper"],
+                person["pattern"],
+                person["upper2"] if person["pattern"] else -1,
+                person["lower"],
+                person["lower_shape"],
+            )
             if key in seen or len(people) == count:
                 continue
             seen.add(key)
@@ -105,12 +131,13 @@ def _draw_camera(rng: np.random.Generator, height: int, width: int) -> dict[str,
     palette = np.concatenate([muted, _CLOTHES[rng.choice(len(_CLOTHES), 2, replace=False)]])
     horizon = int(height * rng.uniform(0.55, 0.8))
     yy = np.linspace(0, 1, height, dtype=np.float32)[:, None, None]
-    scene = np.where(np.arange(height)[:, None, None] < horizon,
-                     muted[0] * (0.85 + 0.3 * yy), muted[1] * (1.1 - 0.3 * yy)) * np.ones((1, scene_w, 1), np.float32)
+    scene = np.where(
+        np.arange(height)[:, None, None] < horizon, muted[0] * (0.85 + 0.3 * yy), muted[1] * (1.1 - 0.3 * yy)
+    ) * np.ones((1, scene_w, 1), np.float32)
     for _ in range(int(rng.integers(8, 14))):  # doors, windows, poles, posters, parked things
         w, h = int(rng.integers(4, 40)), int(rng.integers(10, height))
         x, y = int(rng.integers(-w // 2, scene_w)), int(rng.integers(-h // 4, height - h // 2))
-        scene[max(y, 0):y + h, max(x, 0):x + w] = palette[rng.integers(len(palette))] * rng.uniform(0.8, 1.1)
+        scene[max(y, 0) : y + h, max(x, 0) : x + w] = palette[rng.integers(len(palette))] * rng.uniform(0.8, 1.1)
     scene += _smooth_noise(rng, height, scene_w, 12.0)
     return {
         "gain": rng.uniform(0.78, 1.22, 3).astype(np.float32),
@@ -160,16 +187,17 @@ class Renderer:
     def background(self, rng: np.random.Generator, camera: dict[str, object]) -> np.ndarray:
         scene = camera["scene"]
         x0 = int(rng.integers(0, scene.shape[1] - self.width + 1))
-        image = scene[:, x0:x0 + self.width].copy()
+        image = scene[:, x0 : x0 + self.width].copy()
         palette = camera["palette"]
         for _ in range(int(rng.integers(0, 3))):  # moving clutter
             w, h = int(rng.integers(6, self.width)), int(rng.integers(8, self.height // 2))
             x, y = int(rng.integers(-w // 2, self.width)), int(rng.integers(0, self.height - h // 2))
-            image[y:y + h, max(x, 0):x + w] = palette[rng.integers(len(palette))] * rng.uniform(0.8, 1.1)
+            image[y : y + h, max(x, 0) : x + w] = palette[rng.integers(len(palette))] * rng.uniform(0.8, 1.1)
         return image
 
-    def figure(self, image: np.ndarray, rng: np.random.Generator, person: dict, fh: float, cx: float, top: float
-               ) -> np.ndarray:
+    def figure(
+        self, image: np.ndarray, rng: np.random.Generator, person: dict, fh: float, cx: float, top: float
+    ) -> np.ndarray:
         """Paints `person` in place: figure height `fh` pixels, horizontal centre `cx`, top of the head `top`.
         Returns the `(height, width)` bool mask of the pixels painted (the figure's silhouette).
 
@@ -221,9 +249,18 @@ class Renderer:
         labels[head] = skin
         labels[head & (v < 0.045 + 0.02 * person["long_hair"])] = hair
 
-        base = np.stack([np.zeros(3, np.float32), _SKIN[person["skin"]], _HAIR[person["hair"]],
-                         _CLOTHES[person["upper"]], _CLOTHES[person["upper2"]], _CLOTHES[person["lower"]],
-                         _SHOES[person["shoes"]], _CLOTHES[person["bag_colour"]]])
+        base = np.stack(
+            [
+                np.zeros(3, np.float32),
+                _SKIN[person["skin"]],
+                _HAIR[person["hair"]],
+                _CLOTHES[person["upper"]],
+                _CLOTHES[person["upper2"]],
+                _CLOTHES[person["lower"]],
+                _SHOES[person["shoes"]],
+                _CLOTHES[person["bag_colour"]],
+            ]
+        )
         colours = np.clip((base + person["tint"]) * rng.normal(1.0, 0.04, 3).astype(np.float32), 0, 255)
         mask = labels > bg
         np.copyto(image, colours[labels], where=mask[..., None])
@@ -234,14 +271,14 @@ class Renderer:
         rgb = camera["palette"][rng.integers(len(camera["palette"]))] * rng.uniform(0.7, 1.1)
         if rng.random() < 0.5:
             h = int(rng.uniform(0.15, 0.35) * self.height)
-            image[self.height - h:] = rgb
+            image[self.height - h :] = rgb
         else:
             w = int(rng.uniform(0.2, 0.4) * self.width)
             y0 = int(rng.integers(0, self.height // 2))
             if rng.random() < 0.5:
                 image[y0:, :w] = rgb
             else:
-                image[y0:, self.width - w:] = rgb
+                image[y0:, self.width - w :] = rgb
 
 
 def finish(image: np.ndarray, rng: np.random.Generator, camera: dict[str, object], flip: bool) -> Image.Image:
@@ -256,7 +293,7 @@ def finish(image: np.ndarray, rng: np.random.Generator, camera: dict[str, object
         image[:, 1:-1] = 0.5 * image[:, 1:-1] + 0.25 * (image[:, :-2] + image[:, 2:])
     pool = camera["noise"]  # sensor noise: a random window of the camera's noise field
     y0, x0 = rng.integers(0, pool.shape[0] - image.shape[0] + 1), rng.integers(0, pool.shape[1] - image.shape[1] + 1)
-    image = image + pool[y0:y0 + image.shape[0], x0:x0 + image.shape[1]]
+    image = image + pool[y0 : y0 + image.shape[0], x0 : x0 + image.shape[1]]
     return Image.fromarray(np.clip(image + 0.5, 0, 255).astype(np.uint8))
 
 
@@ -303,8 +340,9 @@ def _plan(config: SyntheticConfig, rng: np.random.Generator) -> tuple[list[dict]
     for k in range(config.num_distractors):
         jobs.append(("bounding_box_test", n_ids + k, 0, int(rng.integers(config.num_cameras))))
     for k in range(config.num_junk):
-        jobs.append(("bounding_box_test", n_ids + config.num_distractors + k, -1,
-                     int(rng.integers(config.num_cameras))))
+        jobs.append(
+            ("bounding_box_test", n_ids + config.num_distractors + k, -1, int(rng.integers(config.num_cameras)))
+        )
     return people, jobs
 
 
@@ -330,8 +368,11 @@ def generate(
     num_distractors: int = 100,
     num_junk: int = 50,
     jpeg_quality: int = 90,
+    layout: str = "market1501",
 ) -> pathlib.Path:
-    """Writes the synthetic set in the Market-1501 layout under `root` and returns `root`.
+    """Writes the synthetic set under `root` and returns `root`: in the Market-1501 layout (`bounding_box_train/`,
+    `query/`, `bounding_box_test/`, read by `load_dataset("market1501", root)`) or, with `layout="folder"`, as
+    `train/`, `query/`, `gallery/` (the same files, read by `load_dataset("folder", root)`).
 
     Each identity gets `images_per_id_per_camera` images (an int, or an inclusive (min, max) range drawn per
     identity and camera) in every camera; a test identity's first image in each camera is its query there and the
@@ -344,16 +385,31 @@ def generate(
     """
     if isinstance(images_per_id_per_camera, int):
         images_per_id_per_camera = (images_per_id_per_camera, images_per_id_per_camera)
-    config = SyntheticConfig(num_train_ids, num_test_ids, num_cameras, tuple(images_per_id_per_camera),
-                             num_distractors, num_junk, seed, height, width, jpeg_quality)
+    config = SyntheticConfig(
+        num_train_ids,
+        num_test_ids,
+        num_cameras,
+        tuple(images_per_id_per_camera),
+        num_distractors,
+        num_junk,
+        seed,
+        height,
+        width,
+        jpeg_quality,
+    )
     _check(config)
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {list(LAYOUTS)}; got {layout!r}")
     params = {"format_version": _FORMAT_VERSION, **dataclasses.asdict(config)}
     params["images_per_id_per_camera"] = list(config.images_per_id_per_camera)
-    return write_once(root, params, _MARKER, lambda out: _write(config, out))
+    if layout != "market1501":  # the marker of a Market-1501-layout set is as it was before layouts existed
+        params["layout"] = layout
+    return write_once(root, params, MARKER_FILE, lambda out: _write(config, out, LAYOUTS[layout]))
 
 
-def write_once(root: str | os.PathLike, params: dict, marker_name: str,
-               write: Callable[[pathlib.Path], None]) -> pathlib.Path:
+def write_once(
+    root: str | os.PathLike, params: dict, marker_name: str, write: Callable[[pathlib.Path], None]
+) -> pathlib.Path:
     """Writes a generated folder at `root` once: returns at once when `root/marker_name` holds `params`; else
     `write(tmp)` fills a temporary folder beside `root`, which gets the marker and is renamed to `root` (replacing
     a folder of other params). Any other non-empty `root` raises FileExistsError."""
@@ -364,8 +420,9 @@ def write_once(root: str | os.PathLike, params: dict, marker_name: str,
     if root.exists() and not marker.is_file() and any(root.iterdir()):
         raise FileExistsError(f"{root} is not empty and holds no generated set (no {marker_name}); choose another root")
 
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = pathlib.Path(tempfile.mkdtemp(prefix=root.name + ".tmp-", dir=root.parent))
+    from hacnn_tf.io_utils import make_staging_dir  # here: the package's __init__ imports TensorFlow
+
+    tmp = make_staging_dir(root.parent, root.name + ".tmp-")
     try:
         write(tmp)
         (tmp / marker_name).write_text(json.dumps(params, indent=1, sort_keys=True))
@@ -390,10 +447,11 @@ def draw_world(config: SyntheticConfig) -> tuple[list[dict], list[dict], list[tu
     return cameras, people, jobs
 
 
-def _write(config: SyntheticConfig, out: pathlib.Path) -> None:
+def _write(config: SyntheticConfig, out: pathlib.Path, folders: Sequence[str] = LAYOUTS["market1501"]) -> None:
     cameras, people, jobs = draw_world(config)
     renderer = Renderer(config.height, config.width)
-    for folder in ("bounding_box_train", "query", "bounding_box_test"):
+    folder_of = dict(zip(LAYOUTS["market1501"], folders))
+    for folder in folders:
         (out / folder).mkdir()
     image_seeds = np.random.SeedSequence(config.seed).spawn(2)[1].spawn(len(jobs))
     for number, ((folder, person, pid, cam), image_seed) in enumerate(zip(jobs, image_seeds)):
@@ -404,27 +462,78 @@ def _write(config: SyntheticConfig, out: pathlib.Path) -> None:
         name = f"{pid_text}_c{cam + 1}s1_{number:06d}_00.jpg"
         buffer = io.BytesIO()
         image.save(buffer, format="JPEG", quality=config.jpeg_quality, subsampling=0)
-        (out / folder / name).write_bytes(buffer.getvalue())
+        (out / folder_of[folder] / name).write_bytes(buffer.getvalue())
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """CLI: writes the synthetic set and prints its statistics table."""
+    """CLI: writes the synthetic set and prints its statistics table (exit 2 with one line for a bad option or a
+    root that holds something else)."""
     from hacnn_tf.data.datasets import load_dataset
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--root", required=True, help="folder to write the data set into")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--num-train-ids", type=int, default=100)
-    parser.add_argument("--num-test-ids", type=int, default=100)
-    parser.add_argument("--num-cameras", type=int, default=4)
-    parser.add_argument("--images-per-id-per-camera", type=int, nargs=2, default=(4, 6), metavar=("MIN", "MAX"))
+    defaults = SyntheticConfig()
+    parser = argparse.ArgumentParser(
+        prog="python -m hacnn_tf.data.synthetic",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--root",
+        required=True,
+        help="folder to write the data set into (created; an existing generated set of other "
+        "arguments is replaced, any other non-empty folder refused)",
+    )
+    parser.add_argument(
+        "--layout",
+        choices=list(LAYOUTS),
+        default="market1501",
+        help="market1501: bounding_box_train/, query/, bounding_box_test/ (read as --dataset "
+        "market1501); folder: train/, query/, gallery/ (read as --dataset folder)",
+    )
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="every byte written follows from it")
+    parser.add_argument("--num-train-ids", type=int, default=defaults.num_train_ids, help="training identities")
+    parser.add_argument(
+        "--num-test-ids", type=int, default=defaults.num_test_ids, help="test identities (query and gallery)"
+    )
+    parser.add_argument("--num-cameras", type=int, default=defaults.num_cameras, help="cameras, 2..9")
+    parser.add_argument(
+        "--images-per-id-per-camera",
+        type=int,
+        nargs=2,
+        default=defaults.images_per_id_per_camera,
+        metavar=("MIN", "MAX"),
+        help="images of each identity in each camera, drawn in MIN..MAX (MIN >= 2: a query and a gallery image)",
+    )
+    parser.add_argument(
+        "--num-distractors", type=int, default=defaults.num_distractors, help="gallery figures of no identity (pid 0)"
+    )
+    parser.add_argument(
+        "--num-junk",
+        type=int,
+        default=defaults.num_junk,
+        help="gallery crops of mostly background (pid -1, dropped by the readers)",
+    )
+    parser.add_argument("--height", type=int, default=defaults.height, help="image height in pixels")
+    parser.add_argument("--width", type=int, default=defaults.width, help="image width in pixels")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    root = generate(args.root, num_train_ids=args.num_train_ids, num_test_ids=args.num_test_ids,
-                                  num_cameras=args.num_cameras,
-                                  images_per_id_per_camera=tuple(args.images_per_id_per_camera), seed=args.seed)
-    print(f"synthetic data set at {root} ({time.perf_counter() - start:.1f} s)")
-    load_dataset("market1501", root).print_summary()
+    try:
+        root = generate(
+            args.root,
+            num_train_ids=args.num_train_ids,
+            num_test_ids=args.num_test_ids,
+            num_cameras=args.num_cameras,
+            images_per_id_per_camera=tuple(args.images_per_id_per_camera),
+            seed=args.seed,
+            height=args.height,
+            width=args.width,
+            num_distractors=args.num_distractors,
+            num_junk=args.num_junk,
+            layout=args.layout,
+        )
+    except (ValueError, FileExistsError) as error:
+        parser.error(str(error))
+    print(f"synthetic data set at {root} ({time.perf_counter() - start:.1f} s), {args.layout} layout")
+    load_dataset(args.layout, root).print_summary()
 
 
 if __name__ == "__main__":

@@ -30,8 +30,16 @@ from PIL import Image
 
 from hacnn_tf.data.synthetic import Renderer, SyntheticConfig, draw_world, figure_extent, finish, write_once
 
-__all__ = ["ANNOTATION_COLUMNS", "FramesConfig", "Placement", "generate_frames", "main", "plan_frames",
-           "read_frame_annotations", "render_frame"]
+__all__ = [
+    "ANNOTATION_COLUMNS",
+    "FramesConfig",
+    "Placement",
+    "generate_frames",
+    "main",
+    "plan_frames",
+    "read_frame_annotations",
+    "render_frame",
+]
 
 _FORMAT_VERSION = 1
 _MARKER = ".synthetic_frames.json"
@@ -82,11 +90,15 @@ class Placement:
 def _check(config: FramesConfig) -> None:
     lo, hi = config.cameras_per_person
     if not 1 <= config.num_people <= config.crops.num_test_ids:
-        raise ValueError(f"num_people must be within 1..{config.crops.num_test_ids} (the crop set's test "
-                         f"identities); got {config.num_people}")
+        raise ValueError(
+            f"num_people must be within 1..{config.crops.num_test_ids} (the crop set's test "
+            f"identities); got {config.num_people}"
+        )
     if not 2 <= lo <= hi <= config.crops.num_cameras:
-        raise ValueError(f"cameras_per_person must be within 2..{config.crops.num_cameras} (the crop set's "
-                         f"cameras) with min <= max; got {config.cameras_per_person}")
+        raise ValueError(
+            f"cameras_per_person must be within 2..{config.crops.num_cameras} (the crop set's "
+            f"cameras) with min <= max; got {config.cameras_per_person}"
+        )
     if config.num_frames < 2:
         raise ValueError(f"num_frames must be >= 2 (a sequence to follow people through); got {config.num_frames}")
     if config.height < 96 or config.width < 96:
@@ -121,8 +133,11 @@ def plan_frames(config: FramesConfig) -> list[Placement]:
         for frame in range(config.num_frames):
             cx, foot = start + (end - start) * (frame / (config.num_frames - 1))
             fh = _HEIGHT_PER_FOOT_ROW * foot
-            placements.append(Placement(camera, frame, track, person, test_pids[person], float(fh), float(cx),
-                                        float(foot - 0.99 * fh)))
+            placements.append(
+                Placement(
+                    camera, frame, track, person, test_pids[person], float(fh), float(cx), float(foot - 0.99 * fh)
+                )
+            )
     return sorted(placements, key=lambda p: (p.camera, p.frame, p.top + 0.99 * p.fh, p.track))
 
 
@@ -137,16 +152,21 @@ def _backdrop(camera: dict, height: int, width: int) -> dict:
     """The camera at frame size: its scene enlarged (bilinear) to the frame and its noise field tiled to twice
     the frame, so that `finish` draws its windows from it."""
     scene = camera["scene"]
-    enlarged = np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(scene[..., k])).resize(
-        (width, height), Image.BILINEAR)) for k in range(3)], axis=-1)
+    enlarged = np.stack(
+        [
+            np.asarray(Image.fromarray(np.ascontiguousarray(scene[..., k])).resize((width, height), Image.BILINEAR))
+            for k in range(3)
+        ],
+        axis=-1,
+    )
     noise = camera["noise"]
     reps = (math.ceil(2 * height / noise.shape[0]), math.ceil(2 * width / noise.shape[1]), 1)
-    return {**camera, "scene": enlarged.astype(np.float32),
-            "noise": np.tile(noise, reps)[:2 * height, :2 * width]}
+    return {**camera, "scene": enlarged.astype(np.float32), "noise": np.tile(noise, reps)[: 2 * height, : 2 * width]}
 
 
-def render_frame(backdrop: dict, people: Sequence[dict], placements: Sequence[Placement],
-                 rng: np.random.Generator) -> tuple[Image.Image, np.ndarray, np.ndarray]:
+def render_frame(
+    backdrop: dict, people: Sequence[dict], placements: Sequence[Placement], rng: np.random.Generator
+) -> tuple[Image.Image, np.ndarray, np.ndarray]:
     """Paints `placements` (back to front; `people[i]` is the identity of `placements[i]`) over the camera
     `backdrop` and finishes the frame as the camera does. Returns the 8-bit frame, the `(P, 4)` int64 boxes of the
     silhouettes (x1, y1, x2, y2; x2, y2 exclusive) and the `(P,)` fraction of each silhouette left visible."""
@@ -194,14 +214,17 @@ def _write(config: FramesConfig, out: pathlib.Path) -> None:
         (out / f"c{camera_index + 1}").mkdir()
         for frame in range(config.num_frames):
             here = [p for p in placements if (p.camera, p.frame) == (camera_index, frame)]
-            image, boxes, visibility = render_frame(backdrop, [people[p.person] for p in here], here,
-                                                    np.random.default_rng(next(frame_seeds)))
+            image, boxes, visibility = render_frame(
+                backdrop, [people[p.person] for p in here], here, np.random.default_rng(next(frame_seeds))
+            )
             name = f"c{camera_index + 1}/{frame:03d}.jpg"
             buffer = io.BytesIO()
             image.save(buffer, format="JPEG", quality=config.jpeg_quality, subsampling=0)
             (out / name).write_bytes(buffer.getvalue())
-            rows += [(name, camera_index + 1, frame, p.track, p.pid, *box, round(float(v), 4))
-                     for p, box, v in zip(here, boxes.tolist(), visibility)]
+            rows += [
+                (name, camera_index + 1, frame, p.track, p.pid, *box, round(float(v), 4))
+                for p, box, v in zip(here, boxes.tolist(), visibility)
+            ]
     pd.DataFrame(rows, columns=list(ANNOTATION_COLUMNS)).to_csv(out / ANNOTATIONS, index=False)
 
 
@@ -227,13 +250,16 @@ def read_frame_annotations(root: str | os.PathLike) -> pd.DataFrame:
         numbers = pd.to_numeric(table[column], errors="coerce")
         bad = np.flatnonzero(~np.isfinite(numbers.to_numpy(np.float64)))
         if len(bad):
-            raise ValueError(f"{path}: row {bad[0] + 2}, column {column}: {table[column].iloc[bad[0]]!r} is not a "
-                             "number")
+            raise ValueError(
+                f"{path}: row {bad[0] + 2}, column {column}: {table[column].iloc[bad[0]]!r} is not a number"
+            )
         table[column] = numbers
     empty = np.flatnonzero((table["x2"] <= table["x1"]) | (table["y2"] <= table["y1"]))
     if len(empty):
-        raise ValueError(f"{path}: row {empty[0] + 2} has an empty box (x1, y1, x2, y2 = "
-                         f"{table.loc[empty[0], ['x1', 'y1', 'x2', 'y2']].tolist()})")
+        raise ValueError(
+            f"{path}: row {empty[0] + 2} has an empty box (x1, y1, x2, y2 = "
+            f"{table.loc[empty[0], ['x1', 'y1', 'x2', 'y2']].tolist()})"
+        )
     table["path"] = [str(root / name) for name in table["file"]]
     absent = [name for name in table["file"].unique() if not (root / name).is_file()]
     if absent:
@@ -253,9 +279,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     config = FramesConfig(SyntheticConfig(seed=args.seed), num_people=args.num_people, num_frames=args.num_frames)
     root = generate_frames(args.root, config)
     table = read_frame_annotations(root)
-    print(f"synthetic frames at {root} ({time.perf_counter() - start:.1f} s): {table['file'].nunique()} frames, "
-          f"{len(table)} boxes, {table['pid'].nunique()} identities, {table['track'].nunique()} tracks, "
-          f"median visibility {table['visibility'].median():.2f}")
+    print(
+        f"synthetic frames at {root} ({time.perf_counter() - start:.1f} s): {table['file'].nunique()} frames, "
+        f"{len(table)} boxes, {table['pid'].nunique()} identities, {table['track'].nunique()} tracks, "
+        f"median visibility {table['visibility'].median():.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -62,8 +62,9 @@ def smallest_k(block: np.ndarray, k: int, largest: bool = False) -> np.ndarray:
         counts = np.bincount(rows, minlength=num_rows)
         if counts.min() >= k:  # else rows with NaN (torchreid's 0 / 0 for an all-zero row): fall through
             # One stable sort of (row, value) keys; candidates come in row-major order, so ties stay by index.
-            order = np.argsort((rows.astype(np.uint64) << np.uint64(32)) | _sortable_bits(sign * block.ravel()[flat]),
-                               kind="stable")
+            order = np.argsort(
+                (rows.astype(np.uint64) << np.uint64(32)) | _sortable_bits(sign * block.ravel()[flat]), kind="stable"
+            )
             return (flat[order] - rows * num_cols)[(np.cumsum(counts) - counts)[:, None] + np.arange(k)]
     keys = sign * block
     nearest = np.argpartition(keys, k - 1, axis=1)[:, :k] if k < num_cols else np.argsort(keys, axis=1)

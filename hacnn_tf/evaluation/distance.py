@@ -111,8 +111,9 @@ class PreparedFeatures:
             out[row : row + _NORM_ROWS] += np.add.outer(self.norms[rows], other.norms)
         return out
 
-    def paired_distances(self, rows: np.ndarray, other: PreparedFeatures, other_rows: np.ndarray,
-                         chunk_size: int = 1 << 15) -> np.ndarray:
+    def paired_distances(
+        self, rows: np.ndarray, other: PreparedFeatures, other_rows: np.ndarray, chunk_size: int = 1 << 15
+    ) -> np.ndarray:
         """`d(self[rows[i]], other[other_rows[i]])` for each i, shape `(len(rows),)`: the formula of `distances`,
         but the dot products are summed in another order, so a value may differ from the matrix entry in its
         last bits."""
@@ -142,9 +143,7 @@ def check_features(query_features: np.ndarray, gallery_features: np.ndarray) -> 
             f"features must be 2-D (num_samples, feature_dim); got query {query.shape} and gallery {gallery.shape}"
         )
     if query.shape[1] != gallery.shape[1]:
-        raise ValueError(
-            f"query and gallery feature dimensions differ: query {query.shape} vs gallery {gallery.shape}"
-        )
+        raise ValueError(f"query and gallery feature dimensions differ: query {query.shape} vs gallery {gallery.shape}")
     for name, features in (("query", query), ("gallery", gallery)):
         bad_rows = np.count_nonzero(~np.isfinite(features).all(axis=1)) if features.size else 0
         if bad_rows:

@@ -27,14 +27,22 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from hacnn_tf.data.identities import comparable_ids
 from hacnn_tf.evaluation._blocks import map_row_ranges, rows_per_block
 from hacnn_tf.evaluation.distance import Metric, check_features, distance_blocks
 from hacnn_tf.evaluation.query_expansion import average_query_expansion
 from hacnn_tf.evaluation.rerank import reranked_blocks
 from hacnn_tf.io_utils import atomic_output
 
-__all__ = ["evaluate", "evaluate_features", "evaluate_from_features", "evaluate_rank", "results_dict", "results_table",
-           "write_results"]
+__all__ = [
+    "evaluate",
+    "evaluate_features",
+    "evaluate_from_features",
+    "evaluate_rank",
+    "results_dict",
+    "results_table",
+    "write_results",
+]
 
 _CUHK03_REPEATS = 10
 # Up to this many true matches, a query's ranks are counted with a pass over its row each; beyond, by one sort.
@@ -60,7 +68,10 @@ def evaluate_rank(
 
     `seed` (an int or a `numpy.random.Generator`) only matters for the CUHK03 protocol. If a valid query's list
     holds fewer than `max_rank` entries its CMC stays at 1 beyond them (torchreid fails on such ragged curves).
-    Raises ValueError on inconsistent shapes, NaN distances, or when no query has a true match in the gallery.
+    Raises ValueError on inconsistent shapes, NaN distances, or when no query has a true match in the gallery, and
+    `hacnn_tf.errors.DataError` (a ValueError) on ids that are not exact integers (`hacnn_tf.data.identities`:
+    fractional or non-finite floats, floats beyond their exact integer range, signed and unsigned ids without an
+    exact common type); equal ids give the same result whatever their dtypes.
     """
     distmat = np.asarray(distmat)
     if distmat.ndim != 2 or distmat.shape[1] == 0:
@@ -101,11 +112,13 @@ def evaluate_features(
     With `rerank`, the distances are k-reciprocal re-ranked (`re_ranking_features`: torchreid's `re_ranking` of the
     three matrices, in O(N k) memory); with `aqe`, the features are first replaced by their average query expansion
     (`average_query_expansion(..., k=aqe_k, alpha=aqe_alpha)`, as fast-reid does before ranking). Returns what
-    `evaluate_rank` returns for the same distances. Raises ValueError on non-finite features, naming the input.
+    `evaluate_rank` returns for the same distances. Raises ValueError on non-finite features, naming the input, and
+    on ids as `evaluate_rank` does.
     """
     query, gallery = check_features(query_features, gallery_features)
-    ranks = _RankAccumulator(q_pids, g_pids, q_camids, g_camids, (query.shape[0], gallery.shape[0]), max_rank,
-                             use_metric_cuhk03, seed)
+    ranks = _RankAccumulator(
+        q_pids, g_pids, q_camids, g_camids, (query.shape[0], gallery.shape[0]), max_rank, use_metric_cuhk03, seed
+    )
     if aqe:
         query, gallery = average_query_expansion(query, gallery, k=aqe_k, alpha=aqe_alpha, block_size=block_size)
     if rerank:
@@ -120,20 +133,39 @@ def evaluate_features(
 class _RankAccumulator:
     """Per-query match statistics of consecutive query blocks of distances, reduced to CMC, mAP and mINP."""
 
-    def __init__(self, q_pids, g_pids, q_camids, g_camids, shape: tuple[int, int], max_rank: int,
-                 use_metric_cuhk03: bool, seed: int | np.random.Generator | None) -> None:
+    def __init__(
+        self,
+        q_pids,
+        g_pids,
+        q_camids,
+        g_camids,
+        shape: tuple[int, int],
+        max_rank: int,
+        use_metric_cuhk03: bool,
+        seed: int | np.random.Generator | None,
+    ) -> None:
         self.q_pids, self.g_pids, self.q_camids, self.g_camids = (
-            np.asarray(a) for a in (q_pids, g_pids, q_camids, g_camids))
+            np.asarray(a) for a in (q_pids, g_pids, q_camids, g_camids)
+        )
         num_q, num_g = shape
         if num_g == 0:
             raise ValueError("the gallery is empty")
-        for name, array, length in (("q_pids", self.q_pids, num_q), ("q_camids", self.q_camids, num_q),
-                                    ("g_pids", self.g_pids, num_g), ("g_camids", self.g_camids, num_g)):
+        for name, array, length in (
+            ("q_pids", self.q_pids, num_q),
+            ("q_camids", self.q_camids, num_q),
+            ("g_pids", self.g_pids, num_g),
+            ("g_camids", self.g_camids, num_g),
+        ):
             if array.shape != (length,):
-                raise ValueError(f"{name} must be 1-D of length {length} to match the (num_query, num_gallery) "
-                                 f"shape {shape}, got {array.shape}")
+                raise ValueError(
+                    f"{name} must be 1-D of length {length} to match the (num_query, num_gallery) "
+                    f"shape {shape}, got {array.shape}"
+                )
         if max_rank < 1:
             raise ValueError(f"max_rank must be >= 1, got {max_rank}")
+        # Query and gallery ids in one exact integer dtype, so that every comparison below is exact.
+        self.q_pids, self.g_pids = comparable_ids(self.q_pids, self.g_pids, "pids")
+        self.q_camids, self.g_camids = comparable_ids(self.q_camids, self.g_camids, "camids")
         self.max_rank = min(max_rank, num_g)
         self.rng = np.random.default_rng(seed) if use_metric_cuhk03 else None
         # Gallery positions grouped by identity (ascending within each), to find a query's same-identity images.
@@ -150,8 +182,7 @@ class _RankAccumulator:
         if self.rng is not None:
             rows, ranks = self._ranked_kept_ranks(start, distances, np.arange(distances.shape[0]), self.rng)
         else:
-            parts = map_row_ranges(lambda a, b: self._counted_kept_ranks(start, distances, a, b), 0,
-                                   distances.shape[0])
+            parts = map_row_ranges(lambda a, b: self._counted_kept_ranks(start, distances, a, b), 0, distances.shape[0])
             rows = np.concatenate([part[0] for part in parts])
             ranks = np.concatenate([part[1] for part in parts])
             tied = np.concatenate([part[2] for part in parts])
@@ -190,8 +221,9 @@ class _RankAccumulator:
             return self.by_identity[:0]
         return self.by_identity[self.identity_starts[position] : self.identity_stops[position]]
 
-    def _counted_kept_ranks(self, start: int, distances: np.ndarray, first: int, stop: int
-                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _counted_kept_ranks(
+        self, start: int, distances: np.ndarray, first: int, stop: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(row, kept rank) of every true match of rows `first:stop`, by counting; the rows with tied distances."""
         rows, ranks, tied = [], [], []
         for row in range(first, stop):
@@ -219,11 +251,15 @@ class _RankAccumulator:
             rows.append(np.full(values.size, row))
             ranks.append(np.sort(less))
         empty = np.zeros(0, np.int64)
-        return (np.concatenate(rows) if rows else empty, np.concatenate(ranks) if ranks else empty,
-                np.asarray(tied, dtype=np.int64))
+        return (
+            np.concatenate(rows) if rows else empty,
+            np.concatenate(ranks) if ranks else empty,
+            np.asarray(tied, dtype=np.int64),
+        )
 
-    def _ranked_kept_ranks(self, start: int, distances: np.ndarray, rows: np.ndarray,
-                           rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def _ranked_kept_ranks(
+        self, start: int, distances: np.ndarray, rows: np.ndarray, rng: np.random.Generator | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(row, kept rank) of every true match of `rows`, from `np.argsort` of those rows (and, with `rng`, their
         CUHK03 single-gallery-shot CMC)."""
         queries = start + rows
@@ -237,7 +273,8 @@ class _RankAccumulator:
             for row in np.unique(match_rows):
                 kept_pids = self.g_pids[order[row][ranked[row] != _DISCARDED]]
                 self.cuhk03_cmcs.append(
-                    _single_gallery_shot_cmc(kept_pids, self.q_pids[queries[row]], self.max_rank, rng))
+                    _single_gallery_shot_cmc(kept_pids, self.q_pids[queries[row]], self.max_rank, rng)
+                )
         return rows[match_rows], kept_ranks
 
 
@@ -255,8 +292,9 @@ def _kept_ranks_of_ranked(ranked: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return match_rows, match_cols - discarded_before
 
 
-def _match_statistics(match_rows: np.ndarray, kept_ranks: np.ndarray, num_rows: int
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _match_statistics(
+    match_rows: np.ndarray, kept_ranks: np.ndarray, num_rows: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per row, from its true matches' ranks among kept images (sorted by row, then rank): rank of the first
     match, AP, inverse negative penalty (matches / (rank of the last match + 1)), and whether any match exists."""
     num_matches = np.bincount(match_rows, minlength=num_rows)
@@ -308,9 +346,14 @@ def evaluate(
 
     Returns `results_dict`: `{"mAP": float, "mINP": float, "rank1": float, ..., "cmc": np.ndarray}`, fractions.
     """
-    cmc, mean_ap, mean_inp = evaluate_rank(distmat, *_frame_ids(query_df, gallery_df, pid_column, camid_column),
-                                           max_rank=max([max_rank, *ranks]), use_metric_cuhk03=use_metric_cuhk03,
-                                           seed=seed, return_minp=True)
+    cmc, mean_ap, mean_inp = evaluate_rank(
+        distmat,
+        *_frame_ids(query_df, gallery_df, pid_column, camid_column),
+        max_rank=max([max_rank, *ranks]),
+        use_metric_cuhk03=use_metric_cuhk03,
+        seed=seed,
+        return_minp=True,
+    )
     return results_dict(cmc, mean_ap, mean_inp, ranks)
 
 
@@ -328,20 +371,31 @@ def evaluate_from_features(
     """`evaluate_features` on identities/cameras read from data frames (one row per feature row); `options` are
     its keyword arguments (`metric`, `rerank`, `aqe`, `use_metric_cuhk03`, `seed`, ...). Returns `results_dict`."""
     cmc, mean_ap, mean_inp = evaluate_features(
-        query_features, gallery_features, *_frame_ids(query_df, gallery_df, pid_column, camid_column),
-        max_rank=max([max_rank, *ranks]), return_minp=True, **options)
+        query_features,
+        gallery_features,
+        *_frame_ids(query_df, gallery_df, pid_column, camid_column),
+        max_rank=max([max_rank, *ranks]),
+        return_minp=True,
+        **options,
+    )
     return results_dict(cmc, mean_ap, mean_inp, ranks)
 
 
-def _frame_ids(query_df: pd.DataFrame, gallery_df: pd.DataFrame, pid_column: str, camid_column: str
-               ) -> tuple[np.ndarray, ...]:
+def _frame_ids(
+    query_df: pd.DataFrame, gallery_df: pd.DataFrame, pid_column: str, camid_column: str
+) -> tuple[np.ndarray, ...]:
     """`(q_pids, g_pids, q_camids, g_camids)` from the two tables."""
-    return (query_df[pid_column].to_numpy(), gallery_df[pid_column].to_numpy(), query_df[camid_column].to_numpy(),
-            gallery_df[camid_column].to_numpy())
+    return (
+        query_df[pid_column].to_numpy(),
+        gallery_df[pid_column].to_numpy(),
+        query_df[camid_column].to_numpy(),
+        gallery_df[camid_column].to_numpy(),
+    )
 
 
-def results_dict(cmc: np.ndarray, mean_ap: float, mean_inp: float, ranks: Sequence[int] = (1, 5, 10, 20)
-                 ) -> dict[str, float | np.ndarray]:
+def results_dict(
+    cmc: np.ndarray, mean_ap: float, mean_inp: float, ranks: Sequence[int] = (1, 5, 10, 20)
+) -> dict[str, float | np.ndarray]:
     """`{"mAP", "mINP", "rank1", ..., "cmc"}` (fractions) from a CMC curve, mAP and mINP; ValueError for ranks
     beyond the curve."""
     too_deep = [k for k in ranks if not 1 <= k <= cmc.size]

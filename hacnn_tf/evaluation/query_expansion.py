@@ -43,8 +43,14 @@ def average_query_expansion(
             stop = min(start + block_size, num_all)
             similarities = np.matmul(normalised[start:stop], normalised.T, out=buffer[: stop - start])
 
-            def expand(a: int, b: int, start: int = start, similarities: np.ndarray = similarities,
-                       source: np.ndarray = features, target: np.ndarray = expanded) -> None:
+            def expand(
+                a: int,
+                b: int,
+                start: int = start,
+                similarities: np.ndarray = similarities,
+                source: np.ndarray = features,
+                target: np.ndarray = expanded,
+            ) -> None:
                 nearest = smallest_k(similarities[a:b], k, largest=True)
                 weights = np.power(np.take_along_axis(similarities[a:b], nearest, axis=1), alpha)
                 target[start + a : start + b] = np.einsum("rk,rkd->rd", weights, source[nearest]) / k

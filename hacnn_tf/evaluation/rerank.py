@@ -56,8 +56,9 @@ def re_ranking(
             f"expected q_q_dist of shape {(num_q, num_q)} and g_g_dist of shape {(num_g, num_g)} for q_g_dist "
             f"{q_g_dist.shape}, got {q_q_dist.shape} and {g_g_dist.shape}"
         )
-    return _collect(_reranked(_MatrixRows(q_g_dist, q_q_dist, g_g_dist), k1, k2, lambda_value, chunk_size), num_q,
-                    num_g)
+    return _collect(
+        _reranked(_MatrixRows(q_g_dist, q_q_dist, g_g_dist), k1, k2, lambda_value, chunk_size), num_q, num_g
+    )
 
 
 def re_ranking_features(
@@ -75,8 +76,9 @@ def re_ranking_features(
     Equal to `re_ranking(compute_distance_matrix(q, g), compute_distance_matrix(q, q), compute_distance_matrix(g, g))`
     to float32 rounding. Only the result is dense; to rank without it, iterate `reranked_blocks`."""
     query, gallery = check_features(query_features, gallery_features)
-    return _collect(reranked_blocks(query, gallery, metric, k1, k2, lambda_value, block_size), query.shape[0],
-                    gallery.shape[0])
+    return _collect(
+        reranked_blocks(query, gallery, metric, k1, k2, lambda_value, block_size), query.shape[0], gallery.shape[0]
+    )
 
 
 def reranked_blocks(
@@ -105,8 +107,9 @@ def _collect(blocks: Iterator[tuple[int, np.ndarray]], num_q: int, num_g: int) -
     return result
 
 
-def _reranked(source: _MatrixRows | _FeatureRows, k1: int, k2: int, lambda_value: float, chunk_size: int
-              ) -> Iterator[tuple[int, np.ndarray]]:
+def _reranked(
+    source: _MatrixRows | _FeatureRows, k1: int, k2: int, lambda_value: float, chunk_size: int
+) -> Iterator[tuple[int, np.ndarray]]:
     """torchreid's algorithm on R's rows from `source`; yields blocks of the re-ranked query x gallery rows."""
     if k1 < 1 or k2 < 1 or not 0 <= lambda_value <= 1 or chunk_size < 1:
         raise ValueError(
@@ -154,8 +157,12 @@ class _MatrixRows:
             return np.maximum(d.max(axis=axis), -d.min(axis=axis))
 
         # max of the squares = square of the largest magnitude (rounding is monotonic), without squaring everything.
-        magnitude = np.concatenate([np.maximum(abs_max(q_q_dist, 0), abs_max(q_g_dist, 1)),
-                                    np.maximum(abs_max(q_g_dist, 0), abs_max(g_g_dist, 0))])
+        magnitude = np.concatenate(
+            [
+                np.maximum(abs_max(q_q_dist, 0), abs_max(q_g_dist, 1)),
+                np.maximum(abs_max(q_g_dist, 0), abs_max(g_g_dist, 0)),
+            ]
+        )
         self.column_max = np.square(magnitude).astype(np.float32)
 
     def rows(self, start: int, stop: int) -> np.ndarray:
@@ -300,8 +307,9 @@ def _query_expansion(
     return unique_keys // num_all, unique_keys % num_all, (sums / neighbours.shape[1]).astype(np.float32)
 
 
-def _sum_of_minima(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, num_q: int, num_all: int,
-                   block_rows: int) -> Iterator[tuple[int, int, np.ndarray]]:
+def _sum_of_minima(
+    rows: np.ndarray, cols: np.ndarray, values: np.ndarray, num_q: int, num_all: int, block_rows: int
+) -> Iterator[tuple[int, int, np.ndarray]]:
     """Yields `(start, stop, overlap[start:stop])` for consecutive blocks of `block_rows` query rows (one reused
     buffer), where overlap[i, j] = sum_k min(V[i, k], V[num_q + j, k]) over the columns k where both are non-zero."""
     num_g = num_all - num_q

@@ -5,28 +5,52 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import os
 import pathlib
+import re
 import shutil
 import tempfile
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 import hacnn_tf
-from hacnn_tf.export.manifest import write_manifest
+from hacnn_tf.errors import MissingExtraError, OutputError, install_hint, missing_extras
+from hacnn_tf.export.saved_model import export_saved_model, exported_max_boxes, row_cosines
 from hacnn_tf.io_utils import exclusive_lock, remove_partial_dirs
-from hacnn_tf.export.saved_model import export_saved_model, row_cosines
+from hacnn_tf.manifest import write_manifest
 from hacnn_tf.model import HACNN
-from hacnn_tf.serving.signatures import BYTES_INPUT, IMAGES_INPUT, IMAGES_SIGNATURE, OUTPUT, SERVING_SIGNATURE
+from hacnn_tf.serving.signatures import (
+    BOXES_INPUT,
+    BOXES_PIXELS_SIGNATURE,
+    BOXES_SIGNATURE,
+    BYTES_INPUT,
+    IMAGES_INPUT,
+    IMAGES_SIGNATURE,
+    OUTPUT,
+    SERVING_SIGNATURE,
+)
 
 MODEL_NAME = "hacnn"
 # `<format>-<precision>`: the folder name under `out_dir`.
-FORMATS = ("saved_model-fp32", "saved_model-bf16", "saved_model-fp16", "tflite-fp32", "tflite-fp16",
-           "tflite-dynamic", "tflite-int8", "tflite-uint8", "tflite_batch-fp32", "onnx-fp32", "openvino-fp32",
-           "openvino-int8")
+FORMATS = (
+    "saved_model-fp32",
+    "saved_model-bf16",
+    "saved_model-fp16",
+    "tflite-fp32",
+    "tflite-fp16",
+    "tflite-dynamic",
+    "tflite-int8",
+    "tflite-uint8",
+    "tflite_batch-fp32",
+    "onnx-fp32",
+    "openvino-fp32",
+    "openvino-int8",
+)
 # The formats quantised on calibration images.
 CALIBRATED = ("tflite-int8", "tflite-uint8", "openvino-int8")
 # Parity of each format's embeddings with the Keras model's on the check images: `(max abs diff, mean cosine)`
@@ -36,14 +60,38 @@ FLOAT32_TARGET = (1e-5, None)
 TFLITE_FLOAT32_TARGET = (1e-4, None)
 HALF_PRECISION_TARGET = (None, 0.999)
 INT8_TARGET = (None, 0.99)
-TARGETS = {"saved_model-fp32": FLOAT32_TARGET, "saved_model-bf16": HALF_PRECISION_TARGET,
-           "saved_model-fp16": HALF_PRECISION_TARGET, "tflite-fp32": TFLITE_FLOAT32_TARGET,
-           "tflite-fp16": HALF_PRECISION_TARGET, "tflite-dynamic": INT8_TARGET, "tflite-int8": INT8_TARGET,
-           "tflite-uint8": INT8_TARGET, "tflite_batch-fp32": TFLITE_FLOAT32_TARGET, "onnx-fp32": FLOAT32_TARGET,
-           "openvino-fp32": FLOAT32_TARGET, "openvino-int8": INT8_TARGET}
+TARGETS = {
+    "saved_model-fp32": FLOAT32_TARGET,
+    "saved_model-bf16": HALF_PRECISION_TARGET,
+    "saved_model-fp16": HALF_PRECISION_TARGET,
+    "tflite-fp32": TFLITE_FLOAT32_TARGET,
+    "tflite-fp16": HALF_PRECISION_TARGET,
+    "tflite-dynamic": INT8_TARGET,
+    "tflite-int8": INT8_TARGET,
+    "tflite-uint8": INT8_TARGET,
+    "tflite_batch-fp32": TFLITE_FLOAT32_TARGET,
+    "onnx-fp32": FLOAT32_TARGET,
+    "openvino-fp32": FLOAT32_TARGET,
+    "openvino-int8": INT8_TARGET,
+}
 NUM_RANDOM_CHECK_IMAGES = 16
 # An export's staging folder in `out_dir`: `<prefix><random>/`.
 STAGING_PREFIX = ".export-all.partial-"
+# The package extras (`hacnn_tf.errors.EXTRA_MODULES`) that converting and checking each family of formats needs;
+# a SavedModel with warm-up requests also needs `serving` (`format_extras`).
+FAMILY_EXTRAS = {
+    "saved_model": (),
+    "tflite": ("litert",),
+    "tflite_batch": ("litert",),
+    "onnx": ("onnx",),
+    "openvino": ("openvino",),
+}
+# The order in which the families are converted.
+FAMILIES = tuple(FAMILY_EXTRAS)
+# Errors of the operating system while writing that stop an export as `OutputError` (the formats already written are
+# kept); the full-disk ones also report the free space needed.
+OUTPUT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
 
 @dataclasses.dataclass
@@ -63,16 +111,74 @@ class _Staged:
 def parity(embeddings: np.ndarray, reference: np.ndarray) -> dict[str, float]:
     """`{"max_abs_diff", "mean_cosine", "min_cosine"}` of `(N, D)` embeddings against the reference's."""
     cosine = row_cosines(embeddings, reference)
-    return {"max_abs_diff": float(np.abs(embeddings - reference).max()), "mean_cosine": float(cosine.mean()),
-            "min_cosine": float(cosine.min())}
+    return {
+        "max_abs_diff": float(np.abs(embeddings - reference).max()),
+        "mean_cosine": float(cosine.mean()),
+        "min_cosine": float(cosine.min()),
+    }
 
 
 def meets(result: dict[str, float], target: tuple[float | None, float | None]) -> bool:
     """Whether a `parity` result meets a `(max abs diff, mean cosine)` target (NaN never does)."""
     max_abs_diff, mean_cosine = target
-    return ((max_abs_diff is None or result["max_abs_diff"] <= max_abs_diff)
-            and (mean_cosine is None or result["mean_cosine"] >= mean_cosine)
-            and np.isfinite(list(result.values())).all())
+    return (
+        (max_abs_diff is None or result["max_abs_diff"] <= max_abs_diff)
+        and (mean_cosine is None or result["mean_cosine"] >= mean_cosine)
+        and np.isfinite(list(result.values())).all()
+    )
+
+
+def format_extras(
+    formats: Iterable[str], warmup: bool = False, copied_source: bool = False
+) -> dict[str, tuple[str, ...]]:
+    """`{format: the package extras it needs}` for names of `FORMATS`: `litert` for TFLite, `onnx`, `openvino`; with
+    `warmup` (TF Serving warm-up requests, written and replayed with `tensorflow_serving`) `serving` for every
+    SavedModel `export_all` exports, which is every format's source unless `copied_source` (`saved_model=` given,
+    copied as `saved_model-fp32`)."""
+    extras = {}
+    for name in formats:
+        family = name.split("-")[0]
+        exported = family == "saved_model" and not (copied_source and name == "saved_model-fp32")
+        serving = ("serving",) if warmup and (exported or not copied_source) else ()
+        extras[name] = (*FAMILY_EXTRAS[family], *serving)
+    return extras
+
+
+def missing_format_extras(
+    formats: Iterable[str], warmup: bool = False, copied_source: bool = False
+) -> dict[str, list[str]]:
+    """`{format: its extras that are not installed}` for those of `formats` (`format_extras`) that cannot be written
+    here; found without importing anything."""
+    missing = {name: missing_extras(*extras) for name, extras in format_extras(formats, warmup, copied_source).items()}
+    return {name: extras for name, extras in missing.items() if extras}
+
+
+def missing_extras_message(missing: Mapping[str, Sequence[str]]) -> str:
+    """`tflite-fp32, tflite-int8 need the litert extra; onnx-fp32 needs the onnx extra: pip install
+    'hacnn-tf[litert,onnx]'` for `missing_format_extras`' answer."""
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for name, extras in missing.items():
+        groups.setdefault(tuple(extras), []).append(name)
+    parts = [
+        f"{', '.join(names)} need{'s' if len(names) == 1 else ''} the {', '.join(extras)} "
+        f"extra{'s' if len(extras) > 1 else ''}"
+        for extras, names in groups.items()
+    ]
+    return f"{'; '.join(parts)}: {install_hint(*(e for extras in missing.values() for e in extras))}"
+
+
+def remove_killed_exports(out_dir: str | os.PathLike) -> list[pathlib.Path]:
+    """Removes the staging folders (`STAGING_PREFIX`) that killed exports left in `out_dir`, unless another export
+    holds its lock (its staging folder is in use); returns what was removed. `export_all` and `hacnn-tf export`
+    call it first, so that any later run, refused or not, cleans up after a killed one."""
+    out_dir = pathlib.Path(out_dir)
+    if not out_dir.is_dir():
+        return []
+    try:
+        with exclusive_lock(out_dir):
+            return remove_partial_dirs(out_dir, (STAGING_PREFIX,))
+    except RuntimeError:  # a live export
+        return []
 
 
 def export_all(
@@ -100,10 +206,19 @@ def export_all(
     random pixel images): its embeddings must meet `TARGETS` (float32: max abs diff <= 1e-5, TFLite 1e-4;
     bf16/fp16: mean cosine >= 0.999; int8, uint8 and dynamic-range: mean cosine >= 0.99; OpenVINO at the CPU's
     default inference precision too). The parity goes into the manifest's notes. A folder appears (renamed from a
-    staging folder) only once its format has passed; if any format misses its target, the others are still written
-    and a `RuntimeError` lists the misses. Existing folders are never overwritten. An export holds a lock on
-    `out_dir` (`flock` on the folder) while it runs: a second export into the same folder is refused with a
-    `BlockingIOError`, and the staging folder a killed export left there is removed by the next one.
+    staging folder) as soon as its format (or the group converted with it: the TFLite variants of one batch, the
+    OpenVINO IRs) has passed; if any format misses its target, the others are still written and a `RuntimeError`
+    lists the misses. Existing folders are never overwritten. An export holds a lock on `out_dir` (`flock` on the
+    folder) while it runs: a second export into the same folder is refused with a `BlockingIOError`, and the
+    staging folder a killed export left there is removed by the next call (`remove_killed_exports`), refused or
+    not. Every temporary file, the converters' child processes' included, is written in the staging folder, and
+    the children die with this process (`hacnn_tf.export.child_process`).
+
+    Refused before anything is written: a format whose package extras are not installed (`MissingExtraError` with
+    the `pip install` line, `missing_format_extras`). A full disk or another error of the operating system while
+    writing (`OUTPUT_ERRNOS`) raises `OutputError` naming the path, the format that failed, the formats kept (those
+    already renamed into `out_dir`) and, for a full disk, the free space and about how much more the formats not
+    written need.
 
     Args:
         model: the float32 Keras HA-CNN.
@@ -114,7 +229,7 @@ def export_all(
         saved_model: an existing `export_saved_model(model, ...)` version folder to convert from (copied for
             `saved_model-fp32`) instead of exporting one.
         saved_model_options: keyword arguments of every `export_saved_model` call (`model_name`, `version`,
-            `warmup_images`, `max_pixels`; default `hacnn`, 1).
+            `warmup_images`, `max_pixels`, `max_boxes`; default `hacnn`, 1).
     """
     formats = tuple(dict.fromkeys(formats))
     unknown = [name for name in formats if name not in FORMATS]
@@ -125,86 +240,246 @@ def export_all(
         raise ValueError(f"{', '.join(calibrated)} need calibration_images (training images, pixels 0..255)")
     out_dir = pathlib.Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
-        raise NotADirectoryError(f"{out_dir} is a file: give a folder (new, or holding other formats) for the format "
-                                 "folders")
+        raise OutputError(
+            f"{out_dir} is a file: give a folder (new, or holding other formats) for the format folders",
+            errno.ENOTDIR,
+            str(out_dir),
+        )
     if saved_model is not None and not (pathlib.Path(saved_model) / "saved_model.pb").is_file():
-        raise FileNotFoundError(f"{saved_model} is not a SavedModel (no saved_model.pb in it): give the "
-                                "<model_name>/<version> folder that export_saved_model wrote")
+        raise FileNotFoundError(
+            f"{saved_model} is not a SavedModel (no saved_model.pb in it): give the "
+            "<model_name>/<version> folder that export_saved_model wrote"
+        )
     options = {"model_name": MODEL_NAME, "version": 1, **(saved_model_options or {})}
+    remove_killed_exports(out_dir)
+    missing = missing_format_extras(formats, bool(options.get("warmup_images")), saved_model is not None)
+    if missing:
+        raise MissingExtraError(f"export_all: {missing_extras_message(missing)}")
     out_dir.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
         try:
             stack.enter_context(exclusive_lock(out_dir))
         except RuntimeError:
-            raise BlockingIOError(f"{out_dir}: another export is writing into it (it holds its lock): wait for it to "
-                                  "end, or export into another folder") from None
+            raise BlockingIOError(
+                f"{out_dir}: another export is writing into it (it holds its lock): wait for it to "
+                "end, or export into another folder"
+            ) from None
+        remove_partial_dirs(out_dir, (STAGING_PREFIX,))  # of exports that were killed: a live one holds the lock
         existing = [str(out_dir / name) for name in formats if (out_dir / name).exists()]
         if existing:
             raise FileExistsError(f"{existing} exist: export into a new folder, or leave these formats out")
-        remove_partial_dirs(out_dir, (STAGING_PREFIX,))  # of exports that were killed: a live one holds the lock
         return _export_locked(model, out_dir, formats, calibration_images, check_images, saved_model, options)
 
 
-def _export_locked(model: HACNN, out_dir: pathlib.Path, formats: Sequence[str], calibration_images: np.ndarray | None,
-                   check_images: np.ndarray | None, saved_model: str | os.PathLike | None,
-                   options: Mapping[str, Any]) -> dict[str, pathlib.Path]:
+def _export_locked(
+    model: HACNN,
+    out_dir: pathlib.Path,
+    formats: Sequence[str],
+    calibration_images: np.ndarray | None,
+    check_images: np.ndarray | None,
+    saved_model: str | os.PathLike | None,
+    options: Mapping[str, Any],
+) -> dict[str, pathlib.Path]:
     """`export_all`'s conversions, checks and renames, in `out_dir` locked by this process."""
     if check_images is None:
-        check_images = calibration_images if calibration_images is not None else np.random.default_rng(0).uniform(
-            0, 255, (NUM_RANDOM_CHECK_IMAGES, *model.input_size, 3))
+        check_images = (
+            calibration_images
+            if calibration_images is not None
+            else np.random.default_rng(0).uniform(0, 255, (NUM_RANDOM_CHECK_IMAGES, *model.input_size, 3))
+        )
     check_images = np.asarray(check_images, np.float32)
     from hacnn_tf.runtime.keras_model import KerasEmbedder
 
     reference = KerasEmbedder(model)(check_images)
-    written, misses = {}, {}
+    written, misses, pending = {}, {}, list(formats)
+    group: Sequence[str] = ()  # the formats being converted; () while the source SavedModel is
+    failure = cause = None
     with tempfile.TemporaryDirectory(prefix=STAGING_PREFIX, dir=out_dir) as scratch:
         scratch = pathlib.Path(scratch)
         source_folder = scratch / "saved_model-fp32"
-        if saved_model is None:
-            source = export_saved_model(model, source_folder, **options)
-        else:
-            source = source_folder / options["model_name"] / str(options["version"])
-            shutil.copytree(saved_model, source)
-        staged = _convert(model, source, scratch, formats, calibration_images, options)
-        for name, stage in staged.items():
-            results = {}
-            for check, make_embedder in stage.embedders.items():
-                results[check] = parity(make_embedder()(check_images), reference)
-                target = TARGETS[name] if check == name else stage.targets.get(check, HALF_PRECISION_TARGET)
-                if not meets(results[check], target):
-                    misses[check] = results[check]
-            calibration = {"calibration_images": len(calibration_images)} if name in CALIBRATED else {}
-            write_manifest(stage.folder, *name.split("-"), stage.input_spec, stage.exporters, stage.model,
-                           {**stage.notes, **calibration, "parity": {"images": len(check_images), **results}})
-            if not any(check in misses for check in results):
-                os.replace(stage.folder, out_dir / name)
-                written[name] = out_dir / name
+        source_size = None
+        try:
+            if saved_model is None:
+                source = export_saved_model(model, source_folder, **options)
+            else:
+                source = source_folder / options["model_name"] / str(options["version"])
+                shutil.copytree(saved_model, source)
+            source_size = _tree_size(source)
+            for group in _work_groups(formats):
+                for name, stage in _convert(model, source, scratch, group, calibration_images, options).items():
+                    results = {}
+                    for check, make_embedder in stage.embedders.items():
+                        results[check] = parity(make_embedder()(check_images), reference)
+                        target = TARGETS[name] if check == name else stage.targets.get(check, HALF_PRECISION_TARGET)
+                        if not meets(results[check], target):
+                            misses[check] = results[check]
+                    calibration = {"calibration_images": len(calibration_images)} if name in CALIBRATED else {}
+                    write_manifest(
+                        stage.folder,
+                        *name.split("-"),
+                        stage.input_spec,
+                        stage.exporters,
+                        stage.model,
+                        {**stage.notes, **calibration, "parity": {"images": len(check_images), **results}},
+                    )
+                    if not any(check in misses for check in results):
+                        os.replace(stage.folder, out_dir / name)
+                        written[name] = out_dir / name
+                        if stage.folder == source_folder:  # the source moved with it
+                            source = out_dir / name / source.relative_to(source_folder)
+                    pending.remove(name)
+        except Exception as error:
+            failure = _output_os_error(error)
+            if failure is None:
+                raise
+            # What the staging folder held: a lower bound of the source SavedModel's size when it did not fit.
+            source_size = source_size or _tree_size(scratch)
+            cause = error
+    if failure is not None:
+        raise _output_error(
+            failure,
+            out_dir,
+            [n for n in group if n in pending] or pending,
+            pending,
+            written,
+            sorted(misses),
+            source_size,
+            source_done=bool(group),
+        ) from cause
     if misses:
-        raise RuntimeError(f"export_all: {sorted(misses)} missed their parity targets against the Keras model "
-                           f"({misses}); written: {sorted(written)}")
+        raise RuntimeError(
+            f"export_all: {sorted(misses)} missed their parity targets against the Keras model "
+            f"({misses}); written: {sorted(written)}"
+        )
     return written
 
 
-def _input_spec(batch: int, model: HACNN, signature: str | None = None, pixels_dtype: str = "float32") -> dict:
-    spec = {IMAGES_INPUT: {"dtype": pixels_dtype, "shape": [batch, *model.input_size, 3],
-                           "values": "RGB pixels 0..255 as decode_and_resize gives them, not normalised"},
-            "output": {OUTPUT: {"dtype": "float32", "shape": [batch, model.embedding_dim],
-                                "values": "global and local features, each L2-normalised"}}}
+def _work_groups(formats: Sequence[str]) -> list[list[str]]:
+    """`formats` in the groups converted together (each SavedModel alone; the TFLite variants of one batch from one
+    re-export; the OpenVINO IRs from one conversion), in the order of `FAMILIES`."""
+    groups: dict[str, list[str]] = {}
+    for name in formats:
+        family = name.split("-")[0]
+        groups.setdefault(name if family == "saved_model" else family, []).append(name)
+    return sorted(groups.values(), key=lambda names: FAMILIES.index(names[0].split("-")[0]))
+
+
+def _tree_size(path: pathlib.Path) -> int:
+    """Bytes of the files under `path`."""
+    return sum(f.stat().st_size for f in pathlib.Path(path).rglob("*") if f.is_file())
+
+
+def _output_os_error(error: BaseException) -> OSError | None:
+    """The error of the operating system behind an export's failure, if it is one of `OUTPUT_ERRNOS`: `error` or
+    what it was raised from, or, for TensorFlow's errors and a converter child's, which carry only the text
+    ("No space left on device"), one made from that text."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno is not None:
+            return seen if seen.errno in OUTPUT_ERRNOS else None
+        seen = seen.__cause__ or seen.__context__
+    text = str(error)
+    for code in DISK_FULL_ERRNOS:
+        if os.strerror(code) in text:  # TensorFlow's text: "<path>; No space left on device"
+            path = re.search(rf"(\S+); {re.escape(os.strerror(code))}", text)
+            return OSError(code, os.strerror(code), path and path[1])
+    return None
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:.1f} MiB"
+
+
+def _output_error(
+    error: OSError,
+    out_dir: pathlib.Path,
+    failed: Sequence[str],
+    pending: Sequence[str],
+    written: Mapping[str, pathlib.Path],
+    missed: Sequence[str],
+    source_size: int,
+    source_done: bool,
+) -> OutputError:
+    """The one-line `OutputError` of an export stopped by `error`: the path, the formats `failed` (being converted)
+    and not started (the rest of `pending`), those kept in `out_dir`, and, for a full disk, the free space there and
+    about what the formats not written need (each about the size of the float32 SavedModel, and as much again for
+    the converters' temporary files)."""
+    path = error.filename or out_dir  # a file of the staging folder, removed by now, names what was being written
+    not_started = [name for name in pending if name not in failed]
+    what = (
+        "the float32 SavedModel all formats are converted from" if not source_done else ", ".join(failed)
+    ) + " failed"
+    parts = [f"writing {path}: {error.strerror or error}: {what}"]
+    if not_started:
+        parts.append(f"not started: {', '.join(not_started)}")
+    if missed:
+        parts.append(f"missed their parity targets: {', '.join(missed)}")
+    parts.append(f"kept in {out_dir}: {', '.join(written)}" if written else f"nothing written to {out_dir}")
+    if error.errno in DISK_FULL_ERRNOS:
+        free = shutil.disk_usage(out_dir).free
+        needed = source_size * (len(pending) + 1 + (0 if source_done else 1))
+        parts.append(
+            f"{_mib(free)} free in {out_dir}, about {'more than ' if not source_done else ''}{_mib(needed)} "
+            f"needed for {', '.join(pending)}: free space or export them into another folder"
+        )
+    else:
+        parts.append(f"fix {path} (permissions, a read-only or failing disk) or export them into another folder")
+    return OutputError("; ".join(parts), error.errno, os.fspath(path))
+
+
+def _input_spec(
+    batch: int, model: HACNN, signature: str | None = None, pixels_dtype: str = "float32", max_boxes: int | None = None
+) -> dict:
+    spec = {
+        IMAGES_INPUT: {
+            "dtype": pixels_dtype,
+            "shape": [batch, *model.input_size, 3],
+            "values": "RGB pixels 0..255 as HACNNPreprocessor decodes and resizes them, not normalised",
+        },
+        "output": {
+            OUTPUT: {
+                "dtype": "float32",
+                "shape": [batch, model.embedding_dim],
+                "values": "global and local features, each L2-normalised",
+            }
+        },
+    }
     if pixels_dtype == "uint8":
         spec[IMAGES_INPUT]["quantization"] = {"scale": 1.0, "zero_point": 0}
-        spec[IMAGES_INPUT]["values"] = ("RGB pixels 0..255 as uint8: decode_and_resize's values rounded, or the "
-                                        "decoded image's own bytes")
+        spec[IMAGES_INPUT]["values"] = (
+            "RGB pixels 0..255 as uint8: HACNNPreprocessor's values rounded, or the decoded image's own bytes"
+        )
     if signature is not None:
         spec[IMAGES_INPUT]["signature"] = signature
-        spec[BYTES_INPUT] = {"dtype": "string", "shape": [-1], "signature": SERVING_SIGNATURE,
-                             "values": "encoded JPEG/PNG/BMP/GIF files, decoded and resized in the graph"}
+        spec[BYTES_INPUT] = {
+            "dtype": "string",
+            "shape": [-1],
+            "signature": SERVING_SIGNATURE,
+            "values": "encoded JPEG/PNG/BMP/GIF files, decoded and resized in the graph",
+        }
+    if max_boxes is not None:
+        spec[BOXES_INPUT] = {
+            "dtype": "float32",
+            "shape": [-1, -1, 4],
+            "max_boxes": max_boxes,
+            "signature": [BOXES_SIGNATURE, BOXES_PIXELS_SIGNATURE],
+            "values": f"each frame's boxes x1, y1, x2, y2 in pixels, padded with 0, 0, 0, 0; at most "
+            f"{max_boxes} per row (a wider row is refused)",
+        }
     return spec
 
 
-def _convert(model: HACNN, source: pathlib.Path, scratch: pathlib.Path, formats: Sequence[str],
-             calibration_images: np.ndarray | None, saved_model_options: Mapping[str, Any]) -> dict[str, _Staged]:
+def _convert(
+    model: HACNN,
+    source: pathlib.Path,
+    scratch: pathlib.Path,
+    formats: Sequence[str],
+    calibration_images: np.ndarray | None,
+    saved_model_options: Mapping[str, Any],
+) -> dict[str, _Staged]:
     """Every format of `formats` converted from the float32 SavedModel `source` into a staging folder in
-    `scratch` (the other SavedModels exported with `saved_model_options`)."""
+    `scratch` (the other SavedModels exported with `saved_model_options`), the converters' temporary files in
+    `scratch` too."""
     from hacnn_tf.runtime.saved_model import SavedModelEmbedder
 
     base_versions = {"hacnn-tf": hacnn_tf.__version__, "tensorflow": tf.__version__, "keras": keras.__version__}
@@ -214,27 +489,36 @@ def _convert(model: HACNN, source: pathlib.Path, scratch: pathlib.Path, formats:
             continue
         precision = name.split("-")[1]
         folder = scratch / name
-        version = source if precision == "fp32" else export_saved_model(model, folder, **saved_model_options,
-                                                                         precision=precision)
+        version = (
+            source
+            if precision == "fp32"
+            else export_saved_model(model, folder, **saved_model_options, precision=precision)
+        )
         model_path = f"{saved_model_options['model_name']}/{saved_model_options['version']}"
-        staged[name] = _Staged(folder, model_path, _input_spec(-1, model, IMAGES_SIGNATURE), base_versions,
-                               {name: lambda v=version: SavedModelEmbedder(v)})
+        spec = _input_spec(-1, model, IMAGES_SIGNATURE, max_boxes=exported_max_boxes(version))
+        staged[name] = _Staged(folder, model_path, spec, base_versions, {name: lambda v=version: SavedModelEmbedder(v)})
     for prefix, batch in (("tflite-", 1), ("tflite_batch-", None)):
         tflite = [name for name in formats if name.startswith(prefix)]
         if not tflite:
             continue
-        from hacnn_tf.export.tflite import FLOAT_LAYERS, convert_tflite_variants
+        from hacnn_tf.export.saved_model import read_model_facts
+        from hacnn_tf.export.tflite import convert_tflite_variants
         from hacnn_tf.runtime.tflite import TFLiteEmbedder
 
         outputs = {name.split("-")[1]: scratch / name / "hacnn.tflite" for name in tflite}
-        paths = convert_tflite_variants(source, outputs, calibration_images, batch)
+        paths = convert_tflite_variants(source, outputs, calibration_images, batch, scratch_dir=scratch)
         for name in tflite:
             quantization = name.split("-")[1]
             path = paths[quantization]
             spec = _input_spec(batch or -1, model, pixels_dtype="uint8" if quantization == "uint8" else "float32")
-            notes = {"float_layers": list(FLOAT_LAYERS)} if quantization in ("int8", "uint8") else {}
-            staged[name] = _Staged(path.parent, path.name, spec, base_versions,
-                                   {name: lambda p=path: TFLiteEmbedder(p)}, notes)
+            notes = (
+                {"float_layers": read_model_facts(source)["float_island_layers"]}
+                if quantization in ("int8", "uint8")
+                else {}
+            )
+            staged[name] = _Staged(
+                path.parent, path.name, spec, base_versions, {name: lambda p=path: TFLiteEmbedder(p)}, notes
+            )
     if "onnx-fp32" in formats:
         import onnx
         import tf2onnx
@@ -242,11 +526,15 @@ def _convert(model: HACNN, source: pathlib.Path, scratch: pathlib.Path, formats:
         from hacnn_tf.export.onnx import DEFAULT_OPSET, convert_onnx
         from hacnn_tf.runtime.onnx import ONNXEmbedder
 
-        path = convert_onnx(source, scratch / "onnx-fp32" / "hacnn.onnx")
+        path = convert_onnx(source, scratch / "onnx-fp32" / "hacnn.onnx", scratch_dir=scratch)
         staged["onnx-fp32"] = _Staged(
-            path.parent, path.name, _input_spec(-1, model),
+            path.parent,
+            path.name,
+            _input_spec(-1, model),
             {**base_versions, "tf2onnx": tf2onnx.__version__, "onnx": onnx.__version__},
-            {"onnx-fp32": lambda p=path: ONNXEmbedder(p)}, {"opset": DEFAULT_OPSET})
+            {"onnx-fp32": lambda p=path: ONNXEmbedder(p)},
+            {"opset": DEFAULT_OPSET},
+        )
     openvino_formats = [name for name in formats if name.startswith("openvino-")]
     if openvino_formats:
         import openvino
@@ -268,7 +556,12 @@ def _convert(model: HACNN, source: pathlib.Path, scratch: pathlib.Path, formats:
             if default.inference_precision != "f32":
                 embedders[f"{name}@{default.inference_precision}"] = lambda d=default: d
             staged[name] = _Staged(
-                path.parent, path.name, _input_spec(-1, model), exporters, embedders,
+                path.parent,
+                path.name,
+                _input_spec(-1, model),
+                exporters,
+                embedders,
                 {"cpu_default_inference_precision": default.inference_precision},
-                {f"{name}@{default.inference_precision}": INT8_TARGET} if name == "openvino-int8" else {})
+                {f"{name}@{default.inference_precision}": INT8_TARGET} if name == "openvino-int8" else {},
+            )
     return {name: staged[name] for name in formats}

@@ -14,8 +14,9 @@ from hacnn_tf.serving.signatures import IMAGES_INPUT, IMAGES_SIGNATURE, OUTPUT
 MODEL_NAME = "hacnn"
 
 
-def convert_openvino(saved_model_dir: str | os.PathLike, output_dir: str | os.PathLike,
-                     model_name: str = MODEL_NAME) -> pathlib.Path:
+def convert_openvino(
+    saved_model_dir: str | os.PathLike, output_dir: str | os.PathLike, model_name: str = MODEL_NAME
+) -> pathlib.Path:
     """Converts the `embed_images` signature of an `export_saved_model` folder to OpenVINO IR; returns the `.xml`.
 
     Writes `<output_dir>/<model_name>.xml` and `.bin` with float32 weights (`compress_to_fp16=False`): the precision
@@ -23,7 +24,7 @@ def convert_openvino(saved_model_dir: str | os.PathLike, output_dir: str | os.Pa
     on CPUs with AMX or AVX512-BF16 and to float32 elsewhere; `OpenVINOEmbedder(inference_precision="f32")` keeps
     float32. The model takes `images` float32 `(?, H, W, 3)` RGB pixels 0..255 (dynamic batch, an empty batch
     included) and returns `embedding` `(?, D)`. The bytes signature is not converted (OpenVINO has no image
-    decoder): decode and resize as `hacnn_tf.data.pipeline.decode_and_resize` does.
+    decoder): decode and resize as `hacnn_tf.HACNNPreprocessor` does.
 
     The converter reads the signature of the loaded SavedModel (its `serving_default` takes encoded bytes, which it
     cannot convert). Both files appear together: they are written to a staging folder and moved into `output_dir`.
@@ -33,8 +34,9 @@ def convert_openvino(saved_model_dir: str | os.PathLike, output_dir: str | os.Pa
 
     loaded = tf.saved_model.load(str(saved_model_dir))
     if IMAGES_SIGNATURE not in loaded.signatures:
-        raise ValueError(f"{saved_model_dir}: no {IMAGES_SIGNATURE!r} signature; export it with "
-                         "hacnn_tf.export.export_saved_model")
+        raise ValueError(
+            f"{saved_model_dir}: no {IMAGES_SIGNATURE!r} signature; export it with hacnn_tf.export.export_saved_model"
+        )
     model = ov.convert_model(loaded.signatures[IMAGES_SIGNATURE])
     names = [port.get_any_name() for port in model.inputs], [port.get_any_name() for port in model.outputs]
     if names != ([IMAGES_INPUT], [OUTPUT]):
@@ -56,8 +58,12 @@ def _save_ir(model, output_dir: pathlib.Path, model_name: str) -> pathlib.Path:
     return output_dir / f"{model_name}.xml"
 
 
-def quantize_openvino(xml_path: str | os.PathLike, output_dir: str | os.PathLike, calibration_images: np.ndarray,
-                      model_name: str = MODEL_NAME) -> pathlib.Path:
+def quantize_openvino(
+    xml_path: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    calibration_images: np.ndarray,
+    model_name: str = MODEL_NAME,
+) -> pathlib.Path:
     """Post-training int8 quantisation of a `convert_openvino` IR with NNCF (`nncf.quantize`, its default
     `PERFORMANCE` preset: symmetric int8 weights and activations of the convolutions and matmuls, fast bias
     correction), calibrated on `calibration_images` `(N, H, W, 3)` pixels 0..255 of training images (one image per

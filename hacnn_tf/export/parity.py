@@ -5,16 +5,17 @@ from __future__ import annotations
 import os
 import pathlib
 import time
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
 
-from hacnn_tf.data.pipeline import load_pixels
 from hacnn_tf.evaluation.distance import compute_distance_matrix
 from hacnn_tf.evaluation.metrics import evaluate, write_results
+from hacnn_tf.export.saved_model import row_cosines
 from hacnn_tf.model import HACNN
 from hacnn_tf.runtime import Embedder, load_embedder
+from hacnn_tf.runtime.files import pixel_batches
 from hacnn_tf.runtime.keras_model import KerasEmbedder
 
 
@@ -27,7 +28,8 @@ def parity_report(
     saved_model_dir: str | os.PathLike | None = None,
     num_threads: int | None = None,
 ) -> pd.DataFrame:
-    """Compares exported models with the Keras model on the held-out query and gallery images.
+    """Compares exported models with the Keras model on the held-out query and gallery images, each embedding the
+    image files as `hacnn-tf evaluate` does (`Embedder.embed_files`, a batch at a time).
 
     `exported` maps row names to model files or folders (any format `hacnn_tf.runtime.load_embedder` reads; TFLite
     files get `num_threads`) or to `Embedder`s. Rows: `keras` (the reference), `saved_model` (with
@@ -36,20 +38,22 @@ def parity_report(
     protocol, fractions), `size_mb` (of the file or folder), `latency_ms` (batch 1, median of single calls).
     Written to `<output>.csv` and `<output>.md` when `output` is given.
     """
-    pixels_q = load_pixels(query, model.input_size)
-    pixels_g = load_pixels(gallery, model.input_size)
+    paths = list(query["path"]) + list(gallery["path"])
     keras_embedder = KerasEmbedder(model)
-    reference_q, reference_g = keras_embedder(pixels_q), keras_embedder(pixels_g)
-    reference = np.concatenate([reference_q, reference_g])
+    reference = keras_embedder.embed_files(paths, progress=False)
+    one_image = next(pixel_batches(paths[:1], model.input_size, 1))
 
     def compare(embedder: Embedder) -> dict[str, float]:
-        features_q, features_g = embedder(pixels_q), embedder(pixels_g)
-        features = np.concatenate([features_q, features_g])
-        cosine = np.sum(features * reference, axis=1) / (
-            np.linalg.norm(features, axis=1) * np.linalg.norm(reference, axis=1) + 1e-12)
+        features = embedder.embed_files(paths, progress=False)
+        features_q, features_g = features[: len(query)], features[len(query) :]
+        cosine = row_cosines(features, reference)
         result = evaluate(compute_distance_matrix(features_q, features_g), query, gallery, ranks=(1, 5, 10))
-        return {"max_abs_diff": float(np.abs(features - reference).max()), "mean_cosine": float(cosine.mean()),
-                "min_cosine": float(cosine.min()), **{k: float(result[k]) for k in ("rank1", "rank5", "rank10", "mAP")}}
+        return {
+            "max_abs_diff": float(np.abs(features - reference).max()),
+            "mean_cosine": float(cosine.mean()),
+            "min_cosine": float(cosine.min()),
+            **{k: float(result[k]) for k in ("rank1", "rank5", "rank10", "mAP")},
+        }
 
     rows = {"keras": {**compare(keras_embedder), "size_mb": np.nan, "latency_ms": np.nan}}
     entries = {**({"saved_model": saved_model_dir} if saved_model_dir is not None else {}), **exported}
@@ -59,8 +63,8 @@ def parity_report(
         else:
             path = pathlib.Path(entry)
             options = {"num_threads": num_threads} if path.suffix == ".tflite" else {}
-            embedder, size = load_embedder(path, **options), _size_mb(path)
-        rows[name] = {**compare(embedder), "size_mb": size, "latency_ms": latency_ms(embedder, pixels_q[:1])}
+            embedder, size = load_embedder(path, **options), model_size_mb(path)
+        rows[name] = {**compare(embedder), "size_mb": size, "latency_ms": latency_ms(embedder, one_image)}
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "model"
     if output is not None:
@@ -80,6 +84,12 @@ def latency_ms(embedder: Embedder, image: np.ndarray, runs: int = 30, warmup: in
     return 1000.0 * float(np.median(times))
 
 
-def _size_mb(path: pathlib.Path) -> float:
-    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+def model_size_mb(path: str | os.PathLike) -> float:
+    """MiB of a model on disk: a folder's files, or a file with the files beside it that share its stem (an
+    OpenVINO `model.xml` holds the graph, its `model.bin` the weights)."""
+    path = pathlib.Path(path)
+    if path.is_dir():
+        files = [p for p in path.rglob("*") if p.is_file()]
+    else:
+        files = [p for p in path.parent.iterdir() if p.is_file() and p.stem == path.stem]
     return sum(p.stat().st_size for p in files) / 2**20

@@ -1,16 +1,14 @@
 """Versioned SavedModel export for TF Serving, self-checked in a fresh process under TF Serving's own loader
-(TF-ECOSYSTEM.md §1, §4)."""
+(docs/deployment.md#savedmodel)."""
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import fcntl
+import json
 import os
 import pathlib
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -20,7 +18,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from hacnn_tf.data.pipeline import DEFAULT_MAX_PIXELS, decode_and_resize
+from hacnn_tf._startup import native_logs_shown, without_native_noise
+from hacnn_tf.data.hacnn_preprocessor import HACNNPreprocessor
+from hacnn_tf.data.image_decoding import DEFAULT_MAX_PIXELS
+from hacnn_tf.export.child_process import run_child
 from hacnn_tf.layers.preprocessing import model_inputs
 from hacnn_tf.model import HACNN
 from hacnn_tf.serving import tf_serving_loader
@@ -33,14 +34,32 @@ from hacnn_tf.serving.signatures import (
     FRAMES_INPUT,
     IMAGES_INPUT,
     IMAGES_SIGNATURE,
+    MAX_BOXES,
     OUTPUT,
     SERVING_SIGNATURE,
 )
-from hacnn_tf.tracking import ReIDEmbedder, crop_encoded_frames, crop_frame_boxes, embed_valid_crops
+from hacnn_tf.tracking import ReIDEmbedder, embed_encoded_frames, embed_frame_boxes
 
-__all__ = ["BOXES_INPUT", "BOXES_PIXELS_SIGNATURE", "BOXES_SIGNATURE", "BYTES_INPUT", "FRAME_BYTES_INPUT",
-           "FRAMES_INPUT", "IMAGES_INPUT", "IMAGES_SIGNATURE", "OUTPUT", "PRECISIONS", "SERVING_SIGNATURE",
-           "check_saved_model", "export_saved_model", "mixed_precision_model", "remove_orphaned_staging", "row_cosines"]
+__all__ = [
+    "BOXES_INPUT",
+    "BOXES_PIXELS_SIGNATURE",
+    "BOXES_SIGNATURE",
+    "BYTES_INPUT",
+    "FRAME_BYTES_INPUT",
+    "FRAMES_INPUT",
+    "IMAGES_INPUT",
+    "IMAGES_SIGNATURE",
+    "MAX_BOXES",
+    "OUTPUT",
+    "PRECISIONS",
+    "SERVING_SIGNATURE",
+    "check_saved_model",
+    "export_saved_model",
+    "exported_max_boxes",
+    "mixed_precision_model",
+    "remove_orphaned_staging",
+    "row_cosines",
+]
 
 SELF_CHECK_TOLERANCE = 1e-5
 # The Keras mixed-precision policy of each export precision (None: the model as it is).
@@ -53,12 +72,33 @@ SELF_CHECK_BATCHES = (1, 3)
 # inside, at the borders, past them, of 1 px, and padding.
 SELF_CHECK_FRAME_SIZES = ((150, 110), (90, 170))
 SELF_CHECK_BOXES = ((10, 20, 60, 130), (0, 0, 110, 150), (-20, 40, 35, 400), (5.5, 5.2, 6.1, 6.9), (0, 0, 0, 0))
+# The name of the constant in the box signatures holding their `max_boxes` (read back by `exported_max_boxes`).
+MAX_BOXES_NODE = "max_boxes"
 # Staging folders beside the version folders: `.<version>.partial-<random>/`, locked by the exporting process.
 STAGING_PREFIX = ".partial-"
+# What converters need from the model beside the graph (`write_model_facts`).
+MODEL_FACTS_FILE = "assets.extra/hacnn_tf.json"
 _LOCK_FILE = ".lock"
 # A staging folder without its lock file is taken for an orphan only once it is this old (its owner may be creating
 # the lock this instant).
 _UNLOCKED_GRACE_SECONDS = 600
+
+
+def _frozen_inference(model: HACNN):
+    """`model(model_inputs(model, pixels), training=False)["embedding"]` as a concrete function of `(None, H, W, 3)`
+    float32 pixels whose weights are constants instead of variable reads.
+
+    The exported graph then holds no variable handles and reads (three nodes per variable, six variables per
+    convolution), and the inference-only arithmetic on the weights (batch norms folded into the convolutions, the
+    soft attention's rank-one kernel product) reads constants, which Grappler's constant folding computes once when
+    TF Serving (or `tf.saved_model.load`) loads the model instead of on every request."""
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    height, width = model.input_size
+    infer = tf.function(lambda pixels: model(model_inputs(model, pixels), training=False)["embedding"], autograph=False)
+    return convert_variables_to_constants_v2(
+        infer.get_concrete_function(tf.TensorSpec((None, height, width, 3), tf.float32))
+    )
 
 
 def _embedding_fn(model: HACNN):
@@ -67,88 +107,115 @@ def _embedding_fn(model: HACNN):
     process), finite pixels, and an empty batch giving an empty `(0, D)` result. One traced function, which every
     signature calls: the model's graph is traced and saved once."""
     height, width = model.input_size
+    inference = _frozen_inference(model)
 
     def embed(images):
         images = tf.ensure_shape(images, (None, height, width, 3), name="check_images_shape")
         images = tf.debugging.assert_all_finite(images, "images holds NaN or infinite pixel values")
         count = tf.shape(images)[0]
         # Convolutions refuse an empty batch; one image of zeros stands in and is sliced away.
-        padded = tf.concat([images, tf.zeros((1, height, width, 3), images.dtype)], axis=0)[:tf.maximum(count, 1)]
-        embedding = model(model_inputs(model, padded), training=False)["embedding"]
+        padded = tf.concat([images, tf.zeros((1, height, width, 3), images.dtype)], axis=0)[: tf.maximum(count, 1)]
+        embedding = tf.nest.flatten(inference(padded))[0]
         return {OUTPUT: embedding[:count]}
 
     return tf.function(embed, input_signature=[tf.TensorSpec((None, height, width, 3), tf.float32)], autograph=False)
 
 
 def _bytes_fn(model: HACNN, embed, max_pixels: int):
-    """`image_bytes [N] string -> {"embedding": (N, D)}`: encoded JPEG/PNG/BMP/GIF decoded and resized in the graph,
-    each refused before decoding when its header declares more than `max_pixels` pixels."""
-    height, width = model.input_size
+    """`image_bytes [N] string -> {"embedding": (N, D)}`: encoded JPEG/PNG/BMP/GIF/WebP decoded and resized in the
+    graph by `HACNNPreprocessor`, each refused before decoding when its header declares more than `max_pixels`
+    pixels."""
+    preprocessor = HACNNPreprocessor(model.input_size, max_pixels=max_pixels)
 
     def serve(image_bytes):
         nonempty = tf.debugging.assert_greater(
-            tf.strings.length(image_bytes), 0, message="image_bytes holds an empty string, not an encoded image")
+            tf.strings.length(image_bytes), 0, message="image_bytes holds an empty string, not an encoded image"
+        )
         with tf.control_dependencies([nonempty]):
-            pixels = tf.map_fn(lambda data: decode_and_resize(data, (height, width), max_pixels=max_pixels),
-                               image_bytes, fn_output_signature=tf.TensorSpec((height, width, 3), tf.float32))
+            pixels = preprocessor(image_bytes)
         return embed(pixels)
 
     return serve
 
 
-def _box_rows(embed, crops, valid):
-    """`{"embedding": [N, B, D]}` of the `[N, B]` crops, rows of zeros where a box is invalid (not embedded)."""
-    shape = tf.shape(valid)
-    flat = embed_valid_crops(lambda images: embed(images)[OUTPUT], tf.reshape(crops, tf.concat([[-1], tf.shape(
-        crops)[2:]], 0)), tf.reshape(valid, (-1,)))
-    return {OUTPUT: tf.reshape(flat, tf.concat([shape, tf.shape(flat)[1:]], 0))}
-
-
-def _boxes_fns(model: HACNN, embed, max_pixels: int):
+def _boxes_fns(model: HACNN, embed, max_pixels: int, max_boxes: int = MAX_BOXES):
     """The `embed_boxes` (`frame_bytes [N]` string, `boxes [N, B, 4]`) and `embed_boxes_pixels` (`frames [N, FH, FW,
-    3]` uint8, `boxes`) functions -> `{"embedding": [N, B, D]}`, frames of at most `max_pixels` pixels."""
+    3]` uint8, `boxes`) functions -> `{"embedding": [N, B, D]}`, frames of at most `max_pixels` pixels, rows of at
+    most `max_boxes` boxes (refused before anything is decoded or cropped). The boxes are cut and embedded a chunk at
+    a time (`hacnn_tf.tracking.embed_boxes`), so a request's memory does not grow with its boxes."""
+
+    def embed_crops(images):
+        return embed(images)[OUTPUT]
 
     def checked_boxes(boxes):
-        return tf.ensure_shape(boxes, (None, None, 4), name="check_boxes_shape")
+        boxes = tf.ensure_shape(boxes, (None, None, 4), name="check_boxes_shape")
+        limit = tf.constant(max_boxes, tf.int32, name=MAX_BOXES_NODE)
+        few = tf.debugging.assert_less_equal(
+            tf.shape(boxes)[1],
+            limit,
+            message=f"boxes holds more than max_boxes={max_boxes} boxes per row, the "
+            f"limit this model was exported with: send the boxes of a frame in rows of at most {max_boxes}",
+        )
+        with tf.control_dependencies([few]):
+            return tf.identity(boxes)
 
     def from_bytes(frame_bytes, boxes):
+        boxes = checked_boxes(boxes)
         nonempty = tf.debugging.assert_greater(
-            tf.strings.length(frame_bytes), 0, message="frame_bytes holds an empty string, not an encoded image")
+            tf.strings.length(frame_bytes), 0, message="frame_bytes holds an empty string, not an encoded image"
+        )
         with tf.control_dependencies([nonempty]):
-            crops, valid = crop_encoded_frames(frame_bytes, checked_boxes(boxes), model.input_size, max_pixels)
-        return _box_rows(embed, crops, valid)
+            embedding = embed_encoded_frames(
+                embed_crops, frame_bytes, boxes, model.input_size, model.embedding_dim, max_pixels
+            )
+        return {OUTPUT: embedding}
 
     def from_pixels(frames, boxes):
+        boxes = checked_boxes(boxes)
         frames = tf.ensure_shape(frames, (None, None, None, 3), name="check_frames_shape")
         shape = tf.shape(frames, out_type=tf.int64)
-        small = tf.debugging.Assert(shape[1] * shape[2] <= max_pixels, [
-            f"Frames too large: more than the limit of {max_pixels} pixels; height x width:", shape[1], shape[2]])
+        small = tf.debugging.Assert(
+            shape[1] * shape[2] <= max_pixels,
+            [f"Frames too large: more than the limit of {max_pixels} pixels; height x width:", shape[1], shape[2]],
+        )
         with tf.control_dependencies([small]):
-            crops, valid = crop_frame_boxes(frames, checked_boxes(boxes), model.input_size)
-        return _box_rows(embed, crops, valid)
+            embedding = embed_frame_boxes(embed_crops, frames, boxes, model.input_size, model.embedding_dim)
+        return {OUTPUT: embedding}
 
     return from_bytes, from_pixels
 
 
-def build_export_archive(model: HACNN, max_pixels: int = DEFAULT_MAX_PIXELS) -> keras.export.ExportArchive:
-    """The exported object: `keras.export.ExportArchive` tracking the model's variables (so that the SavedModel's
-    restore op restores exactly the variables the signatures read, as TF Serving's session loader needs), with the
-    `serving_default` (bytes), `embed_images` (pixels), `embed_boxes` (encoded frames and boxes) and
-    `embed_boxes_pixels` (frame pixels and boxes) endpoints."""
+def build_export_archive(
+    model: HACNN, max_pixels: int = DEFAULT_MAX_PIXELS, max_boxes: int = MAX_BOXES
+) -> keras.export.ExportArchive:
+    """The exported object: a `keras.export.ExportArchive` with the `serving_default` (bytes), `embed_images`
+    (pixels), `embed_boxes` (encoded frames and boxes) and `embed_boxes_pixels` (frame pixels and boxes) endpoints
+    (rows of at most `max_boxes` boxes).
+    They run the model with its weights as constants (`_frozen_inference`): the archive tracks no variables, and TF
+    Serving's session loader has none to restore."""
     height, width = model.input_size
     archive = keras.export.ExportArchive()
-    archive.track(model)
     embed = _embedding_fn(model)
-    archive.add_endpoint(SERVING_SIGNATURE, _bytes_fn(model, embed, max_pixels),
-                         input_signature=[tf.TensorSpec((None,), tf.string, BYTES_INPUT)])
-    archive.add_endpoint(IMAGES_SIGNATURE, lambda images: embed(images),
-                         input_signature=[tf.TensorSpec((None, height, width, 3), tf.float32, IMAGES_INPUT)])
-    from_bytes, from_pixels = _boxes_fns(model, embed, max_pixels)
+    archive.add_endpoint(
+        SERVING_SIGNATURE,
+        _bytes_fn(model, embed, max_pixels),
+        input_signature=[tf.TensorSpec((None,), tf.string, BYTES_INPUT)],
+    )
+    archive.add_endpoint(
+        IMAGES_SIGNATURE,
+        lambda images: embed(images),
+        input_signature=[tf.TensorSpec((None, height, width, 3), tf.float32, IMAGES_INPUT)],
+    )
+    from_bytes, from_pixels = _boxes_fns(model, embed, max_pixels, max_boxes)
     boxes = tf.TensorSpec((None, None, 4), tf.float32, BOXES_INPUT)
-    archive.add_endpoint(BOXES_SIGNATURE, from_bytes,
-                         input_signature=[tf.TensorSpec((None,), tf.string, FRAME_BYTES_INPUT), boxes])
-    archive.add_endpoint(BOXES_PIXELS_SIGNATURE, from_pixels,
-                         input_signature=[tf.TensorSpec((None, None, None, 3), tf.uint8, FRAMES_INPUT), boxes])
+    archive.add_endpoint(
+        BOXES_SIGNATURE, from_bytes, input_signature=[tf.TensorSpec((None,), tf.string, FRAME_BYTES_INPUT), boxes]
+    )
+    archive.add_endpoint(
+        BOXES_PIXELS_SIGNATURE,
+        from_pixels,
+        input_signature=[tf.TensorSpec((None, None, None, 3), tf.uint8, FRAMES_INPUT), boxes],
+    )
     return archive
 
 
@@ -157,25 +224,31 @@ def mixed_precision_model(model: HACNN, precision: str) -> HACNN:
     `mixed_bfloat16`, `"fp16"`: `mixed_float16`) with the same (float32) weights: convolutions and matrix products
     compute in half precision, inputs and the embedding stay float32.
 
-    The batch norms that end the two branches run in float32, so that the embedding's L2 normalisation does too:
-    in float16 its epsilon (1e-12) rounds to 0, and a branch whose features are all 0 after the ReLU (or small
-    enough that their squares underflow) became `0 * rsqrt(0)` = NaN; in bfloat16 the norms were off by up to 0.3 %.
+    The layers the model declares as `float32_heads` (the batch norms that end the two branches) run in float32,
+    so that the embedding's L2 normalisation does too.
     """
     if PRECISIONS.get(precision) is None:
         raise ValueError(f"precision must be one of {[p for p in PRECISIONS if PRECISIONS[p]]}; got {precision!r}")
     config = model.get_config()
     config["dtype"] = keras.DTypePolicy(PRECISIONS[precision])
     variant = type(model).from_config(config)
-    for head in (variant.global_bn, getattr(variant, "local_bn", None)):
-        if head is not None:
-            head.dtype_policy = "float32"
+    for head in variant.float32_heads:
+        head.dtype_policy = "float32"
     variant.set_weights(model.get_weights())
     return variant
 
 
-def export_saved_model(model: HACNN, export_dir: str | os.PathLike, model_name: str = "hacnn", version: int = 1,
-                       check: bool = True, warmup_images: list[bytes] | None = None,
-                       max_pixels: int = DEFAULT_MAX_PIXELS, precision: str = "fp32") -> pathlib.Path:
+def export_saved_model(
+    model: HACNN,
+    export_dir: str | os.PathLike,
+    model_name: str = "hacnn",
+    version: int = 1,
+    check: bool = True,
+    warmup_images: list[bytes] | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    precision: str = "fp32",
+    max_boxes: int = MAX_BOXES,
+) -> pathlib.Path:
     """Writes `<export_dir>/<model_name>/<version>/`, a SavedModel with the signatures
 
     - `serving_default`: `image_bytes` (string `[N]`, encoded JPEG/PNG/BMP/GIF, at most `max_pixels` pixels each by
@@ -189,7 +262,11 @@ def export_saved_model(model: HACNN, export_dir: str | os.PathLike, model_name: 
     - `embed_boxes_pixels`: `frames` (uint8 `[N, FH, FW, 3]` RGB, at most `max_pixels` pixels) and `boxes` ->
       `embedding` (`[N, B, D]`),
 
-    all in inference mode with a dynamic batch (0 included). The version folder appears atomically (staged beside
+    all in inference mode with a dynamic batch (0 included). The box signatures take rows of at most `max_boxes`
+    boxes (`B`; a wider row is InvalidArgument naming the limit, before any frame is decoded; `exported_max_boxes`
+    reads it back) and cut and embed them `hacnn_tf.tracking.CHUNK_SIZE` at a time, so that a request's memory
+    does not grow with its boxes; TF Serving's batching merges rows, so the limit is per row, not per request. The
+    version folder appears atomically (staged beside
     it in a locked `.<version>.partial-*` folder, then renamed) with the permissions of the umask; an existing version
     is never overwritten, and staging folders of killed exports are removed first. With `check`, the export is
     reloaded in a fresh process that does not import hacnn_tf, with `tf.saved_model.load` and with TF Serving's TF1
@@ -210,6 +287,8 @@ def export_saved_model(model: HACNN, export_dir: str | os.PathLike, model_name: 
         raise ValueError(f"max_pixels must be a positive integer; got {max_pixels!r}")
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {list(PRECISIONS)}; got {precision!r}")
+    if isinstance(max_boxes, bool) or not isinstance(max_boxes, int) or max_boxes < 1:
+        raise ValueError(f"max_boxes must be a positive integer; got {max_boxes!r}")
     exported = model if PRECISIONS[precision] is None else mixed_precision_model(model, precision)
     min_cosine = None if PRECISIONS[precision] is None else HALF_PRECISION_MIN_COSINE
     target = pathlib.Path(export_dir) / model_name / str(version)
@@ -219,15 +298,43 @@ def export_saved_model(model: HACNN, export_dir: str | os.PathLike, model_name: 
     remove_orphaned_staging(target.parent)
     with _staging_folder(target.parent, f".{version}{STAGING_PREFIX}") as staging:
         saved_model = staging / "saved_model"
-        build_export_archive(exported, max_pixels).write_out(str(saved_model), verbose=False)
+        build_export_archive(exported, max_pixels, max_boxes).write_out(str(saved_model), verbose=False)
+        write_model_facts(saved_model, model)
         if warmup_images:
             from hacnn_tf.serving.warmup import write_warmup_requests
 
             write_warmup_requests(saved_model, warmup_images, model_name)
         if check:
-            check_saved_model(saved_model, model, scratch_dir=staging, min_cosine=min_cosine)
+            check_saved_model(saved_model, model, scratch_dir=staging, min_cosine=min_cosine, max_boxes=max_boxes)
         os.replace(saved_model, target)
     return target
+
+
+def write_model_facts(saved_model_dir: pathlib.Path, model: HACNN) -> pathlib.Path:
+    """Writes `assets.extra/hacnn_tf.json` (which TF Serving does not read): what converters of the SavedModel need
+    from the model and cannot read from its frozen graph, `float_island_layers` (the names of the layers the model
+    declares as `float_island_layers`, whose ops an int8 model keeps float) and `input_size`."""
+    path = saved_model_dir / MODEL_FACTS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    facts = {
+        "float_island_layers": sorted({layer.name for layer in model.float_island_layers}),
+        "input_size": list(model.input_size),
+    }
+    path.write_text(json.dumps(facts, indent=1) + "\n")
+    return path
+
+
+def read_model_facts(saved_model_dir: str | os.PathLike) -> dict:
+    """What `write_model_facts` wrote into an export; a `ValueError` naming the file when it is not there (an
+    export of an earlier version: export the model again)."""
+    path = pathlib.Path(saved_model_dir) / MODEL_FACTS_FILE
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise ValueError(
+            f"{path}: cannot be read ({error}); the SavedModel does not say which layers an int8 "
+            "model keeps float: export it again with hacnn-tf export"
+        ) from None
 
 
 @contextlib.contextmanager
@@ -266,14 +373,14 @@ def remove_orphaned_staging(model_dir: str | os.PathLike) -> list[pathlib.Path]:
     return removed
 
 
-def _die_with_parent() -> None:
-    """In the self-check child: SIGKILL when the exporting process dies (Linux `PR_SET_PDEATHSIG`), so that a killed
-    export leaves no process behind."""
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
-
-
-def check_saved_model(path: str | os.PathLike, model: HACNN, tolerance: float = SELF_CHECK_TOLERANCE,
-                      scratch_dir: str | os.PathLike | None = None, min_cosine: float | None = None) -> float:
+def check_saved_model(
+    path: str | os.PathLike,
+    model: HACNN,
+    tolerance: float = SELF_CHECK_TOLERANCE,
+    scratch_dir: str | os.PathLike | None = None,
+    min_cosine: float | None = None,
+    max_boxes: int = MAX_BOXES,
+) -> float:
     """Runs the SavedModel at `path` in a fresh Python process that imports TensorFlow but not hacnn_tf, through
     `tf.saved_model.load` and through TF Serving's TF1 session loader (`hacnn_tf.serving.tf_serving_loader`), on
     batches of 1 and 3 random images: `embed_images` on their pixels and `serving_default` on them PNG-encoded;
@@ -282,43 +389,52 @@ def check_saved_model(path: str | os.PathLike, model: HACNN, tolerance: float = 
     replays the warm-up records. Every output must equal `model`'s to `tolerance`, or, with `min_cosine` (a
     half-precision export), be finite with each embedding's cosine with `model`'s at least `min_cosine`. Returns the
     max abs diff or raises `RuntimeError`. The scratch files go to a temporary folder in `scratch_dir` (default: the
-    system's)."""
+    system's), which is also the child's `TMPDIR`; the child dies with this process (`run_child`). `max_boxes`: the
+    export's limit, which the boxes per row of the box cases stay within."""
     path = pathlib.Path(path)
     height, width = model.input_size
     rng = np.random.default_rng(0)
-    pixels = {f"batch{n}": rng.integers(0, 256, size=(n, height, width, 3)).astype("float32")
-              for n in SELF_CHECK_BATCHES}
-    encoded = {case: np.array([tf.io.encode_png(image.astype("uint8")).numpy() for image in images])
-               for case, images in pixels.items()}
+    pixels = {
+        f"batch{n}": rng.integers(0, 256, size=(n, height, width, 3)).astype("float32") for n in SELF_CHECK_BATCHES
+    }
+    encoded = {
+        case: np.array([tf.io.encode_png(image.astype("uint8")).numpy() for image in images])
+        for case, images in pixels.items()
+    }
     inputs = {f"{IMAGES_SIGNATURE}:{IMAGES_INPUT}:{case}": images for case, images in pixels.items()}
     inputs.update({f"{SERVING_SIGNATURE}:{BYTES_INPUT}:{case}": data for case, data in encoded.items()})
     expected = {}
     for case, images in pixels.items():
         expected[IMAGES_SIGNATURE, case] = _keras_embedding(model, images)
-        decoded = tf.stack([decode_and_resize(data, model.input_size) for data in encoded[case]])
+        decoded = HACNNPreprocessor(model.input_size)(encoded[case])
         expected[SERVING_SIGNATURE, case] = _keras_embedding(model, decoded)
     frames = [rng.integers(0, 256, size=(*size, 3), dtype=np.uint8) for size in SELF_CHECK_FRAME_SIZES]
-    boxes = np.array([SELF_CHECK_BOXES, SELF_CHECK_BOXES[::-1]], np.float32)
-    same_size = np.stack([frame[:SELF_CHECK_FRAME_SIZES[1][0], :SELF_CHECK_FRAME_SIZES[0][1]] for frame in frames])
-    inputs.update({
-        f"{BOXES_SIGNATURE}:{FRAME_BYTES_INPUT}:frames2": np.array([tf.io.encode_png(f).numpy() for f in frames]),
-        f"{BOXES_SIGNATURE}:{BOXES_INPUT}:frames2": boxes,
-        f"{BOXES_PIXELS_SIGNATURE}:{FRAMES_INPUT}:frames2": same_size,
-        f"{BOXES_PIXELS_SIGNATURE}:{BOXES_INPUT}:frames2": boxes,
-    })
+    boxes = np.array([SELF_CHECK_BOXES, SELF_CHECK_BOXES[::-1]], np.float32)[:, :max_boxes]
+    same_size = np.stack([frame[: SELF_CHECK_FRAME_SIZES[1][0], : SELF_CHECK_FRAME_SIZES[0][1]] for frame in frames])
+    inputs.update(
+        {
+            f"{BOXES_SIGNATURE}:{FRAME_BYTES_INPUT}:frames2": np.array([tf.io.encode_png(f).numpy() for f in frames]),
+            f"{BOXES_SIGNATURE}:{BOXES_INPUT}:frames2": boxes,
+            f"{BOXES_PIXELS_SIGNATURE}:{FRAMES_INPUT}:frames2": same_size,
+            f"{BOXES_PIXELS_SIGNATURE}:{BOXES_INPUT}:frames2": boxes,
+        }
+    )
     embedder = ReIDEmbedder(model)
     for signature, case_frames in ((BOXES_SIGNATURE, frames), (BOXES_PIXELS_SIGNATURE, list(same_size))):
         expected[signature, "frames2"] = embedder(case_frames, list(boxes)).reshape(*boxes.shape[:2], -1)
     with tempfile.TemporaryDirectory(prefix=".self-check-", dir=scratch_dir) as scratch:
         inputs_path, outputs_path = pathlib.Path(scratch) / "in.npz", pathlib.Path(scratch) / "out.npz"
         np.savez(inputs_path, **inputs)
-        result = subprocess.run(
-            [sys.executable, "-P", tf_serving_loader.__file__, str(path), str(inputs_path), str(outputs_path)],
-            capture_output=True, text=True, preexec_fn=_die_with_parent,
-            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        result = run_child(
+            [sys.executable, "-P", tf_serving_loader.__file__, str(path), str(inputs_path), str(outputs_path)], scratch
+        )
+        if native_logs_shown():
+            sys.stderr.write(result.stderr)
         if result.returncode:
-            raise RuntimeError(f"SavedModel self-check: running {path} in a fresh process (tf.saved_model.load and "
-                               f"TF Serving's session loader) failed:\n{result.stderr[-3000:]}")
+            raise RuntimeError(
+                f"SavedModel self-check: running {path} in a fresh process (tf.saved_model.load and "
+                f"TF Serving's session loader) failed:\n{without_native_noise(result.stderr)[-3000:]}"
+            )
         with np.load(outputs_path) as outputs:
             results = {key: outputs[key] for key in outputs.files}
     worst, worst_cosine = 0.0, 1.0
@@ -333,8 +449,10 @@ def check_saved_model(path: str | os.PathLike, model: HACNN, tolerance: float = 
             # An invalid box's row is zeros, which have no cosine: it must come back zeros.
             embedded = np.any(want != 0, axis=1)
             if np.any(got[~embedded] != 0):
-                raise RuntimeError(f"SavedModel self-check: {path} gave a non-zero {signature} embedding ({loader}) "
-                                   "for a box without a crop")
+                raise RuntimeError(
+                    f"SavedModel self-check: {path} gave a non-zero {signature} embedding ({loader}) "
+                    "for a box without a crop"
+                )
             cosines = row_cosines(got[embedded], want[embedded])
             worst_cosine = float(np.minimum(worst_cosine, cosines.min(initial=1.0)))
     warmups = [key for key in results if key.startswith("warmup:")]
@@ -342,12 +460,38 @@ def check_saved_model(path: str | os.PathLike, model: HACNN, tolerance: float = 
         raise RuntimeError(f"SavedModel self-check: a warm-up record of {path} gave non-finite embeddings")
     if min_cosine is not None:
         if not worst_cosine >= min_cosine:
-            raise RuntimeError(f"SavedModel self-check: the reloaded export differs from the Keras model: an "
-                               f"embedding's cosine with the Keras model's is {worst_cosine:.6f} (< {min_cosine})")
+            raise RuntimeError(
+                f"SavedModel self-check: the reloaded export differs from the Keras model: an "
+                f"embedding's cosine with the Keras model's is {worst_cosine:.6f} (< {min_cosine})"
+            )
     elif not worst <= tolerance:
-        raise RuntimeError(f"SavedModel self-check: the reloaded export differs from the Keras model by {worst:.2e} "
-                           f"(> {tolerance:.0e})")
+        raise RuntimeError(
+            f"SavedModel self-check: the reloaded export differs from the Keras model by {worst:.2e} "
+            f"(> {tolerance:.0e})"
+        )
     return worst
+
+
+def exported_max_boxes(path: str | os.PathLike) -> int:
+    """The `max_boxes` that the SavedModel folder `path` (an `export_saved_model` version folder) was exported with:
+    the most boxes per row its box signatures take, read from its `saved_model.pb` without loading it."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved_model = saved_model_pb2.SavedModel()
+    saved_model.ParseFromString((pathlib.Path(path) / "saved_model.pb").read_bytes())
+    limits = {
+        int(tf.make_ndarray(node.attr["value"].tensor))
+        for meta_graph in saved_model.meta_graphs
+        for function in meta_graph.graph_def.library.function
+        for node in function.node_def
+        if node.name == MAX_BOXES_NODE and node.op == "Const"
+    }
+    if len(limits) != 1:
+        raise ValueError(
+            f"{path}: no single max_boxes in its box signatures (found {sorted(limits)}): not an "
+            "export_saved_model export with box signatures"
+        )
+    return limits.pop()
 
 
 def row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -6,17 +6,17 @@ from __future__ import annotations
 import os
 import pathlib
 import tempfile
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 import tensorflow as tf
 
-from hacnn_tf.serving.signatures import IMAGES_INPUT, IMAGES_SIGNATURE, OUTPUT
+from hacnn_tf._startup import quiet_native_output
+from hacnn_tf.export.saved_model import read_model_facts
 from hacnn_tf.io_utils import atomic_output
+from hacnn_tf.serving.signatures import IMAGES_INPUT, IMAGES_SIGNATURE, OUTPUT
 
 QUANTIZATIONS = ("fp32", "fp16", "dynamic", "int8", "uint8")
-# Layers whose ops stay float in the full-integer model (see `_float_island_nodes`).
-FLOAT_LAYERS = ("hard_attention", "region_sampler")
 
 
 def _signature_saved_model(saved_model_dir: pathlib.Path, scratch: pathlib.Path, batch: int | None) -> pathlib.Path:
@@ -26,8 +26,9 @@ def _signature_saved_model(saved_model_dir: pathlib.Path, scratch: pathlib.Path,
     """
     loaded = tf.saved_model.load(str(saved_model_dir))
     if IMAGES_SIGNATURE not in loaded.signatures:
-        raise ValueError(f"{saved_model_dir}: no '{IMAGES_SIGNATURE}' signature; export it with "
-                         "hacnn_tf.export.export_saved_model")
+        raise ValueError(
+            f"{saved_model_dir}: no '{IMAGES_SIGNATURE}' signature; export it with hacnn_tf.export.export_saved_model"
+        )
     signature = loaded.signatures[IMAGES_SIGNATURE]
     height, width = signature.structured_input_signature[1][IMAGES_INPUT].shape[1:3]
     module = tf.Module()
@@ -48,15 +49,19 @@ def _declare_dynamic_batch(flatbuffer: bytes) -> bytes:
 
     The converter lowers the sampler's `einsum` of a dynamic-batch graph to RESHAPEs whose output tensors it writes
     with a -1 in the static shape and no shape signature; the interpreter then refuses the file at load time
-    ("BytesRequired number of elements overflowed ... Tensor N is invalidly specified in schema"), which is why these
-    files used to be batch 1 only. Declared as every other dynamic tensor is (batch 1 in the file, -1 in the
-    signature), the file loads, and `resize_tensor_input` + `allocate_tensors` give any batch, under XNNPACK too.
+    ("BytesRequired number of elements overflowed ... Tensor N is invalidly specified in schema"). Declared as every
+    other dynamic tensor is (batch 1 in the file, -1 in the signature), the file loads, and `resize_tensor_input` +
+    `allocate_tensors` give any batch, under XNNPACK too.
     """
     from tensorflow.lite.tools import flatbuffer_utils
 
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
-    undeclared = [tensor for subgraph in model.subgraphs for tensor in subgraph.tensors
-                  if tensor.shape is not None and (np.asarray(tensor.shape) < 0).any()]
+    undeclared = [
+        tensor
+        for subgraph in model.subgraphs
+        for tensor in subgraph.tensors
+        if tensor.shape is not None and (np.asarray(tensor.shape) < 0).any()
+    ]
     if not undeclared:
         return flatbuffer
     for tensor in undeclared:
@@ -84,7 +89,8 @@ def _uint8_pixel_input(int8_flatbuffer: bytes) -> bytes:
     from tensorflow.lite.tools import flatbuffer_utils
 
     model = flatbuffer_utils.convert_bytearray_to_object(
-        bytearray(modify_model_io_type(int8_flatbuffer, tf.uint8, tf.float32)))
+        bytearray(modify_model_io_type(int8_flatbuffer, tf.uint8, tf.float32))
+    )
     for subgraph in model.subgraphs:
         for index in subgraph.inputs:
             subgraph.tensors[index].quantization.scale = [1.0]
@@ -92,28 +98,45 @@ def _uint8_pixel_input(int8_flatbuffer: bytes) -> bytes:
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
-def _float_island_nodes(float_flatbuffer: bytes) -> list[str]:
-    """Output tensors of the region parameters and the sampling matrices, which int8 cannot carry.
+def _float_island_nodes(float_flatbuffer: bytes, layer_names: Iterable[str]) -> list[str]:
+    """Output tensors of the layers `layer_names` (the model's `float_island_layers`, as its export records them:
+    the region parameters and the sampling matrices), which int8 cannot carry.
 
     A sampling position spans the whole axis (80 rows at level 1): in 256 levels its step is 0.6 pixel, and the
-    tent weights `relu(1 - |p - j|)` computed from it are off by up to half their range (12 % relative error of the
-    crops, mean embedding cosine 0.975 measured on the demo model). The two batch matmuls that apply these
-    matrices to the feature maps stay float too: XNNPACK runs float BATCH_MATMUL but not the int8 one with two
-    dynamic operands, which TFLite's own kernel then ran outside the delegate, splitting the graph at every level
-    (12 delegate partitions instead of 3, slower than fp32). They are 3 % of the multiply-adds.
+    tent weights `relu(1 - |p - j|)` computed from it are off by up to half their range (docs/deployment.md#tflite
+    gives the measured cost). The two batch matmuls that apply these matrices to the feature maps stay float too:
+    XNNPACK runs float BATCH_MATMUL but not the int8 one with two dynamic operands, which TFLite's own kernel would
+    run outside the delegate, splitting the graph at every level.
     """
     from ai_edge_litert.interpreter import Interpreter
 
-    names = [detail["name"] for detail in Interpreter(model_content=float_flatbuffer).get_tensor_details()]
-    return [name for name in names if any(layer in name for layer in FLOAT_LAYERS)]
+    with quiet_native_output():  # LiteRT's delegate notice
+        names = [detail["name"] for detail in Interpreter(model_content=float_flatbuffer).get_tensor_details()]
+    layer_names = list(layer_names)
+    return [name for name in names if any(layer in name for layer in layer_names)]
 
 
-def _quantize(converter: tf.lite.TFLiteConverter, images: list[np.ndarray], float_nodes: list[str]) -> bytes:
-    """Calibrates and quantises with the ops producing `float_nodes` left float (selective quantisation)."""
-    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=float_nodes)
-    debugger = tf.lite.experimental.QuantizationDebugger(
-        converter=converter, debug_dataset=lambda: ([image] for image in images[:1]), debug_options=options)
-    return debugger.get_nondebug_quantized_model()
+def _quantize(converter: tf.lite.TFLiteConverter, float_nodes: list[str]) -> bytes:
+    """Calibrates on the converter's representative data set and quantises with the ops producing `float_nodes`
+    left float (selective quantisation).
+
+    The two steps of `tf.lite.experimental.QuantizationDebugger(...).get_nondebug_quantized_model()`, the same
+    calibrated model and the same quantiser call, without the numeric-verify model the debugger also builds and
+    loads into the deprecated `tf.lite.Interpreter`.
+    """
+    from tensorflow.lite.python import convert
+
+    converter.experimental_mlir_quantizer = True
+    converter._experimental_calibrate_only = True
+    with quiet_native_output():  # the calibrator's delegate notice and the quantiser's settings line
+        calibrated = converter.convert()
+        return convert.mlir_quantize(
+            calibrated,
+            disable_per_channel=converter._experimental_disable_per_channel,
+            fully_quantize=False,
+            enable_numeric_verify=False,
+            denylisted_nodes=float_nodes,
+        )
 
 
 def _interpreter_without_delegates(model: bytes | os.PathLike):
@@ -137,8 +160,11 @@ def _degenerate_nodes(flatbuffer: bytes, min_scale: float = 1e-6) -> list[str]:
     Their scale collapses to ~1e-8, and XNNPACK refuses to build the requantisation into them ("failed to create
     XNNPACK runtime"); left float, they cost nothing and the model loads.
     """
-    return [detail["name"] for detail in _interpreter_without_delegates(flatbuffer).get_tensor_details()
-            if detail["dtype"] == np.int8 and 0.0 < detail["quantization"][0] < min_scale]
+    return [
+        detail["name"]
+        for detail in _interpreter_without_delegates(flatbuffer).get_tensor_details()
+        if detail["dtype"] == np.int8 and 0.0 < detail["quantization"][0] < min_scale
+    ]
 
 
 def convert_tflite(
@@ -178,8 +204,11 @@ def convert_tflite_variants(
     outputs: Mapping[str, str | os.PathLike],
     representative_images: Iterable[np.ndarray] | None = None,
     batch: int | None = 1,
+    scratch_dir: str | os.PathLike | None = None,
 ) -> dict[str, pathlib.Path]:
-    """`convert_tflite` for several variants (`{quantization: output_path}`) from one re-export at `batch`."""
+    """`convert_tflite` for several variants (`{quantization: output_path}`) from one re-export at `batch`, staged
+    in a temporary folder in `scratch_dir` (default: the system's temporary folder; `export_all` gives its staging
+    folder)."""
     unknown = [q for q in outputs if q not in QUANTIZATIONS]
     if unknown:
         raise ValueError(f"quantization must be one of {QUANTIZATIONS}; got {unknown[0]!r}")
@@ -187,13 +216,14 @@ def convert_tflite_variants(
     images = None
     if integer:
         if representative_images is None:
-            raise ValueError(f"quantization={integer[0]!r} needs representative_images (training images, pixels "
-                             "0..255)")
+            raise ValueError(
+                f"quantization={integer[0]!r} needs representative_images (training images, pixels 0..255)"
+            )
         images = [np.asarray(i, np.float32).reshape((1, *np.shape(i)[-3:])) for i in representative_images]
         if not images:
             raise ValueError("representative_images is empty")
     written = {}
-    with tempfile.TemporaryDirectory() as scratch:
+    with tempfile.TemporaryDirectory(prefix=".tflite-", dir=scratch_dir) as scratch:
         signature_model = str(_signature_saved_model(pathlib.Path(saved_model_dir), pathlib.Path(scratch), batch))
 
         def converter_for(*optimizations):
@@ -209,11 +239,12 @@ def convert_tflite_variants(
             converter = converter_for(tf.lite.Optimize.DEFAULT)
             converter.representative_dataset = lambda: ([image] for image in images)
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
-            float_nodes = _float_island_nodes(_declare_dynamic_batch(float_model))
-            int8_model = _quantize(converter, images, float_nodes)
+            float_layers = read_model_facts(saved_model_dir)["float_island_layers"]
+            float_nodes = _float_island_nodes(_declare_dynamic_batch(float_model), float_layers)
+            int8_model = _quantize(converter, float_nodes)
             degenerate = _degenerate_nodes(_declare_dynamic_batch(int8_model))
             if degenerate:
-                int8_model = _quantize(converter, images, float_nodes + degenerate)
+                int8_model = _quantize(converter, float_nodes + degenerate)
         for quantization, output_path in outputs.items():
             if quantization == "fp32":
                 flatbuffer = float_model

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import os
 import pathlib
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -13,22 +14,25 @@ import pandas as pd
 from hacnn_tf.data.datasets import ReIDDataset
 from hacnn_tf.data.pipeline import load_pixels
 from hacnn_tf.export.all import FORMATS, export_all
-from hacnn_tf.export.manifest import read_manifest
 from hacnn_tf.export.parity import parity_report
+from hacnn_tf.manifest import manifest_model
 from hacnn_tf.model import HACNN
 
 # The TFLite variants the demo exports and `hacnn-tf export --format tflite` stands for.
 TFLITE_VARIANTS = ("fp32", "fp16", "dynamic", "int8")
 
 
-def dataset_pixels(dataset: ReIDDataset, input_size: tuple[int, int], calibration_images: int,
-                   check_images: int) -> tuple[np.ndarray, np.ndarray]:
+def dataset_pixels(
+    dataset: ReIDDataset, input_size: tuple[int, int], calibration_images: int, check_images: int
+) -> tuple[np.ndarray, np.ndarray]:
     """`(calibration, check)` pixels `(N, H, W, 3)` (0..255): up to `calibration_images` of the training split and
     up to `check_images` of the held-out query and gallery images, sampled with a fixed seed."""
     held_out = pd.concat([dataset.query, dataset.gallery], ignore_index=True)
     calibration = dataset.train.sample(min(calibration_images, len(dataset.train)), random_state=0)
-    return (load_pixels(calibration, input_size),
-            load_pixels(held_out.sample(min(check_images, len(held_out)), random_state=0), input_size))
+    return (
+        load_pixels(calibration, input_size),
+        load_pixels(held_out.sample(min(check_images, len(held_out)), random_state=0), input_size),
+    )
 
 
 def export_formats(
@@ -50,16 +54,21 @@ def export_formats(
     return export_all(model, out_dir, formats, calibration, check, saved_model, saved_model_options)
 
 
-def manifest_model(folder: str | os.PathLike) -> pathlib.Path:
-    """What `load_embedder` reads in an exported folder: the `model` its manifest names."""
-    folder = pathlib.Path(folder)
-    return folder / read_manifest(folder)["model"]
-
-
-def retrieval_report(model: HACNN, folders: Mapping[str, pathlib.Path], dataset: ReIDDataset,
-                     output: str | os.PathLike, num_threads: int | None = None) -> pd.DataFrame:
+def retrieval_report(
+    model: HACNN,
+    folders: Mapping[str, pathlib.Path],
+    dataset: ReIDDataset,
+    output: str | os.PathLike,
+    num_threads: int | None = None,
+) -> pd.DataFrame:
     """`parity_report` of each exported folder's model (rows named by `folders`' keys) on the whole query and
     gallery split of `dataset`: embedding parity, Rank-1/5/10, mAP, size, batch-1 latency; written to
     `<output>.csv` and `<output>.md`."""
-    return parity_report(model, {name: manifest_model(folder) for name, folder in folders.items()}, dataset.query,
-                         dataset.gallery, output, num_threads=num_threads)
+    return parity_report(
+        model,
+        {name: manifest_model(folder) for name, folder in folders.items()},
+        dataset.query,
+        dataset.gallery,
+        output,
+        num_threads=num_threads,
+    )

@@ -32,9 +32,13 @@ def attention_examples(table: pd.DataFrame, count: int) -> pd.DataFrame:
     return pd.concat([first, rest]).head(count)
 
 
-def write_demo_figures(model: HACNN, dataset: ReIDDataset, workdir: str | os.PathLike[str],
-                       label: str = "HA-CNN", other_curves: Mapping[str, np.ndarray] | None = None
-                       ) -> list[pathlib.Path]:
+def write_demo_figures(
+    model: HACNN,
+    dataset: ReIDDataset,
+    workdir: str | os.PathLike[str],
+    label: str = "HA-CNN",
+    other_curves: Mapping[str, np.ndarray] | None = None,
+) -> list[pathlib.Path]:
     """Writes into `workdir/figures/`: `attention.png` (8 query images, `plot_attention`), `ranked_lists.png`
     (5 queries drawn with seed 0, top 10, `plot_ranked_lists`), `cmc.png` (the model's CMC on the query/gallery
     split, Euclidean distance, curve named `label`, drawn after `other_curves`, e.g. `{"untrained": cmc}`) and,
@@ -45,8 +49,11 @@ def write_demo_figures(model: HACNN, dataset: ReIDDataset, workdir: str | os.Pat
     paths = [plot_attention(model, load_pixels(examples, model.input_size), figures / "attention.png")]
 
     distmat = query_gallery_distances(model, dataset.query, dataset.gallery)
-    paths.append(plot_ranked_lists(dataset.query, dataset.gallery, distmat, figures / "ranked_lists.png",
-                                   num_queries=5, top_k=10, seed=0))
+    paths.append(
+        plot_ranked_lists(
+            dataset.query, dataset.gallery, distmat, figures / "ranked_lists.png", num_queries=5, top_k=10, seed=0
+        )
+    )
     cmc = evaluate(distmat, dataset.query, dataset.gallery)["cmc"]
     curves = {**(other_curves or {}), label: np.asarray(cmc)}
     paths.append(plot_cmc(curves, figures / "cmc.png", title=f"CMC on {dataset.name}"))

@@ -22,8 +22,9 @@ from hacnn_tf.visualization.frames import plot_frame_matches
 __all__ = ["association_accuracy", "cross_camera_matches", "greedy_assignment", "run_frames_demo"]
 
 
-def cross_camera_matches(embeddings: np.ndarray, pids: np.ndarray, cameras: np.ndarray
-                         ) -> tuple[np.ndarray, np.ndarray]:
+def cross_camera_matches(
+    embeddings: np.ndarray, pids: np.ndarray, cameras: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """For each of the `(N, D)` box `embeddings`, the row of its nearest box (cosine distance) among the boxes of
     the other cameras, -1 where no other camera has a box. Returns `(nearest (N,) int64, queries (N,) bool)`:
     `queries` marks the boxes whose identity (`pids`) some other camera shows, the boxes Rank-1 counts (as the
@@ -49,8 +50,9 @@ def greedy_assignment(distance: np.ndarray) -> list[tuple[int, int]]:
     return pairs
 
 
-def association_accuracy(embeddings: np.ndarray, tracks: np.ndarray, cameras: np.ndarray, frames: np.ndarray
-                         ) -> tuple[float, int]:
+def association_accuracy(
+    embeddings: np.ndarray, tracks: np.ndarray, cameras: np.ndarray, frames: np.ndarray
+) -> tuple[float, int]:
     """Tracker-style association between consecutive frames of each camera: the boxes of frame f and of the next
     frame of that camera are paired by `greedy_assignment` on cosine distance, and a pair is right when both boxes
     are of one track (`tracks`: ground-truth track ids). Returns `(right pairs / tracks seen in both frames, that
@@ -78,8 +80,12 @@ def _read_frame(path: str) -> np.ndarray:
         raise ValueError(f"{path}: not a readable image ({error})") from None
 
 
-def run_frames_demo(model_or_path: str | os.PathLike | Embedder | keras.Model, frames_root: str | os.PathLike,
-                    out_dir: str | os.PathLike, min_visibility: float = 0.3) -> dict:
+def run_frames_demo(
+    model_or_path: str | os.PathLike | Embedder | keras.Model,
+    frames_root: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    min_visibility: float = 0.3,
+) -> dict:
     """Embeds the ground-truth boxes of the frames under `frames_root` (`generate_frames`) that are at least
     `min_visibility` visible with `ReIDEmbedder(model_or_path)` and measures, by cosine distance:
 
@@ -99,34 +105,47 @@ def run_frames_demo(model_or_path: str | os.PathLike | Embedder | keras.Model, f
     if table.empty:
         raise ValueError(f"no box of {frames_root} is at least {min_visibility} visible")
     files = list(dict.fromkeys(table["file"]))
-    images = {name: _read_frame(path) for name, path in
-              table.drop_duplicates("file")[["file", "path"]].itertuples(index=False)}
+    images = {
+        name: _read_frame(path)
+        for name, path in table.drop_duplicates("file")[["file", "path"]].itertuples(index=False)
+    }
     box_columns = ["x1", "y1", "x2", "y2"]
     table = pd.concat([table[table["file"] == name] for name in files], ignore_index=True)  # frame-then-box order
-    embeddings = ReIDEmbedder(model_or_path)([images[name] for name in files],
-                                             [table.loc[table["file"] == name, box_columns].to_numpy(np.float32)
-                                              for name in files])
+    embeddings = ReIDEmbedder(model_or_path)(
+        [images[name] for name in files],
+        [table.loc[table["file"] == name, box_columns].to_numpy(np.float32) for name in files],
+    )
 
     pids, cameras = table["pid"].to_numpy(), table["camera"].to_numpy()
     nearest, queries = cross_camera_matches(embeddings, pids, cameras)
     table["matched_pid"] = np.where(nearest >= 0, pids[nearest], -1)
     table["matched_file"] = np.where(nearest >= 0, table["file"].to_numpy()[nearest], "")
     table["correct"] = table["matched_pid"] == table["pid"]
-    accuracy, links = association_accuracy(embeddings, table["track"].to_numpy(), cameras,
-                                           table["frame"].to_numpy())
-    metrics = {"frames": len(files), "boxes": len(table), "identities": int(table["pid"].nunique()),
-               "queries": int(queries.sum()), "cross_camera_rank1": float(table["correct"][queries].mean()),
-               "associations": links, "association_accuracy": float(accuracy), "min_visibility": min_visibility}
+    accuracy, links = association_accuracy(embeddings, table["track"].to_numpy(), cameras, table["frame"].to_numpy())
+    metrics = {
+        "frames": len(files),
+        "boxes": len(table),
+        "identities": int(table["pid"].nunique()),
+        "queries": int(queries.sum()),
+        "cross_camera_rank1": float(table["correct"][queries].mean()),
+        "associations": links,
+        "association_accuracy": float(accuracy),
+        "min_visibility": min_visibility,
+    }
 
     per_camera = [sorted(table.loc[table["camera"] == camera, "file"].unique()) for camera in sorted(set(cameras))]
     shown = [names[len(names) // 2] for names in per_camera]  # the middle frame of each camera
     rows = [table[table["file"] == name] for name in shown]
-    plot_frame_matches([images[name] for name in shown], [r[box_columns].to_numpy() for r in rows],
-                       [[f"{m} (is {p})" if m != p else str(m) for m, p in zip(r["matched_pid"], r["pid"])]
-                        for r in rows], [r["correct"].to_numpy() for r in rows], out_dir / "frame_matches.png",
-                       titles=[f"camera {r['camera'].iloc[0]}, frame {r['frame'].iloc[0]}" for r in rows],
-                       suptitle=f"identity of the nearest box in another camera (cross-camera Rank-1 "
-                                f"{metrics['cross_camera_rank1']:.3f}; green: right, red: wrong)")
+    plot_frame_matches(
+        [images[name] for name in shown],
+        [r[box_columns].to_numpy() for r in rows],
+        [[f"{m} (is {p})" if m != p else str(m) for m, p in zip(r["matched_pid"], r["pid"])] for r in rows],
+        [r["correct"].to_numpy() for r in rows],
+        out_dir / "frame_matches.png",
+        titles=[f"camera {r['camera'].iloc[0]}, frame {r['frame'].iloc[0]}" for r in rows],
+        suptitle=f"identity of the nearest box in another camera (cross-camera Rank-1 "
+        f"{metrics['cross_camera_rank1']:.3f}; green: right, red: wrong)",
+    )
     with atomic_output(out_dir / "frame_matches.csv") as tmp:
         table.drop(columns="path").to_csv(tmp, index=False)
     with atomic_output(out_dir / "frames_metrics.json") as tmp:

@@ -6,8 +6,8 @@ from hacnn_tf.layers.harmonious import HarmoniousAttention
 from hacnn_tf.layers.inception import InceptionA, InceptionB
 from hacnn_tf.layers.normalization import FusedBatchNormalization
 from hacnn_tf.layers.preprocessing import ImageNormalization, normalize_images
-from hacnn_tf.layers.regional import HardRegionalAttention
 from hacnn_tf.layers.region_sampler import RegionSampler
+from hacnn_tf.layers.regional import HardRegionalAttention
 
 __all__ = [
     "ChannelAttention",

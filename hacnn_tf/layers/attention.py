@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import ops
 
 from hacnn_tf.layers.conv import ConvBNReLU
 from hacnn_tf.layers.interpolation import align_corners_resize_matrix
+
+# The largest `(H * W) x (H / 2 * W / 2)` matrix `SpatialAttention` upsamples with in one product (4 MiB of float32:
+# inputs up to 256 x 128 pixels); larger maps are upsampled one axis at a time.
+MAX_UPSAMPLE_MATRIX_ELEMENTS = 1 << 20
 
 
 @keras.saving.register_keras_serializable(package="hacnn_tf")
@@ -15,6 +20,11 @@ class SpatialAttention(keras.layers.Layer):
 
     Cross-channel mean -> 3x3 stride-2 ConvBNReLU (pad 1) -> bilinear x2 upsample with `align_corners=True` -> 1x1
     ConvBNReLU, as torchreid builds it (16 parameters with the BN and biases; the paper counts 10).
+
+    The map being one channel, the upsample is a single product of the flattened `(N, H/2 * W/2)` map with the
+    constant Kronecker product of the two axes' resize matrices: one matrix multiply, where the separable einsum
+    becomes transposes around two products in every runtime (TFLite: two TRANSPOSE and two FULLY_CONNECTED per level).
+    Maps whose matrix would exceed `MAX_UPSAMPLE_MATRIX_ELEMENTS` take the separable einsum.
 
     Input `(N, H, W, C)` with even `H` and `W`; output `(N, H, W, 1)`.
     """
@@ -32,12 +42,24 @@ class SpatialAttention(keras.layers.Layer):
         self.scale.build((input_shape[0], height, width, 1))
         self._upsample_rows = align_corners_resize_matrix(height // 2, height)
         self._upsample_cols = align_corners_resize_matrix(width // 2, width)
+        self._upsample = None
+        if (height * width) ** 2 // 4 <= MAX_UPSAMPLE_MATRIX_ELEMENTS:
+            # kron(rows, cols)[o * W + p, h * W/2 + w] = rows[o, h] * cols[p, w]: the row-major flattened maps.
+            self._upsample = np.kron(
+                self._upsample_rows.astype("float64"), self._upsample_cols.astype("float64")
+            ).T.astype("float32")
 
     def call(self, inputs, training=None):
+        height, width = inputs.shape[1], inputs.shape[2]
         x = ops.mean(inputs, axis=-1, keepdims=True)
         x = self.downsample(x, training=training)
-        x = ops.einsum("oh,nhwc,pw->nopc", ops.cast(self._upsample_rows, x.dtype), x,
-                       ops.cast(self._upsample_cols, x.dtype))
+        if self._upsample is None:
+            x = ops.einsum(
+                "oh,nhwc,pw->nopc", ops.cast(self._upsample_rows, x.dtype), x, ops.cast(self._upsample_cols, x.dtype)
+            )
+        else:
+            x = ops.matmul(ops.reshape(x, (-1, (height // 2) * (width // 2))), ops.cast(self._upsample, x.dtype))
+            x = ops.reshape(x, (-1, height, width, 1))
         return self.scale(x, training=training)
 
     def compute_output_shape(self, input_shape):

@@ -94,7 +94,5 @@ class ConvBNReLU(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            filters=self.filters, kernel_size=self.kernel_size, strides=self.strides, padding=self.padding
-        )
+        config.update(filters=self.filters, kernel_size=self.kernel_size, strides=self.strides, padding=self.padding)
         return config

@@ -115,8 +115,9 @@ class InceptionB(keras.layers.Layer):
     def call(self, inputs, training=None):
         stream1 = _apply_chain(self.stream1, inputs, training)
         stream2 = _apply_chain(self.stream2, inputs, training)
-        padded = ops.pad(inputs, [[0, 0], [1, 1], [1, 1], [0, 0]],
-                         mode="constant" if self.nonnegative_inputs else "symmetric")
+        padded = ops.pad(
+            inputs, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="constant" if self.nonnegative_inputs else "symmetric"
+        )
         pooled = ops.max_pool(padded, 3, strides=2, padding="valid")
         stream3 = self.pool_projection(pooled, training=training)
         return ops.concatenate([stream1, stream2, stream3], axis=-1)

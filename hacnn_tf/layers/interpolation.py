@@ -3,7 +3,8 @@
 Bilinear sampling of one axis at real positions `p` is the matrix `W[i, j] = max(0, 1 - |p_i - j|)`: each output row
 holds the two tent weights of its neighbours, and positions outside `[0, n - 1]` lose the weights of the missing
 neighbours, which is exactly `grid_sample(padding_mode="zeros")`. Separable resizes and axis-aligned crops are then
-two small matrix products, which XLA fuses and TFLite runs with builtin ops only (HACNN.md §8.5-8.6).
+two small matrix products, which XLA fuses and TFLite runs with builtin ops only
+(docs/architecture.md#the-region-sampler).
 """
 
 from __future__ import annotations

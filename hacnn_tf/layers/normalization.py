@@ -11,7 +11,8 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     """`keras.layers.BatchNormalization` whose training-mode call on NHWC maps runs `FusedBatchNormV3`.
 
     Keras 3 normalises with `ops.moments` and `ops.batch_normalization`, a chain of elementwise ops whose gradient is
-    another chain; the fused kernel (oneDNN on CPU) is one op each way, 17 % more training images/s for HA-CNN.
+    another chain; the fused kernel (oneDNN on CPU) is one op each way (docs/performance.md gives the training
+    speed-up).
     Same variables and semantics as the Keras layer: the batch is normalised with its biased variance and the moving
     statistics are updated as Keras updates them (the fused op returns the unbiased variance, which is rescaled).
     Inference, frozen layers, synchronised (multi-replica) batch norm, masks, renorm, other ranks or axes, layers
@@ -21,9 +22,18 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     """
 
     def _fusable(self, inputs, training, mask) -> bool:
-        return (bool(training) and self.trainable and not self.synchronized and not self.renorm and mask is None
-                and self.scale and self.center and len(inputs.shape) == 4 and self.axis in (-1, 3)
-                and keras.backend.backend() == "tensorflow")
+        return (
+            bool(training)
+            and self.trainable
+            and not self.synchronized
+            and not self.renorm
+            and mask is None
+            and self.scale
+            and self.center
+            and len(inputs.shape) == 4
+            and self.axis in (-1, 3)
+            and keras.backend.backend() == "tensorflow"
+        )
 
     def call(self, inputs, training=None, mask=None):
         if not self._fusable(inputs, training, mask):
@@ -32,8 +42,8 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
 
         x = ops.cast(inputs, "float32")
         outputs, mean, variance = tf.compat.v1.nn.fused_batch_norm(
-            x, ops.cast(self.gamma, "float32"), ops.cast(self.beta, "float32"), epsilon=self.epsilon,
-            is_training=True)
+            x, ops.cast(self.gamma, "float32"), ops.cast(self.beta, "float32"), epsilon=self.epsilon, is_training=True
+        )
         count = ops.cast(ops.prod(ops.shape(x)[:3]), "float32")
         variance = variance * ((count - 1.0) / ops.maximum(count, 1.0))
         moving_mean = ops.cast(self.moving_mean, "float32")

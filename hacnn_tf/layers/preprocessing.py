@@ -8,6 +8,7 @@ from keras import ops
 
 from hacnn_tf.data.normalization import IMAGENET_MEAN, IMAGENET_STD, normalize_images
 
+
 def model_inputs(model, pixels):
     """What `model` takes for RGB `pixels` in `[0, 255]`: the pixels themselves when it normalises its input
     (`include_preprocessing`), else `normalize_images(pixels)`."""

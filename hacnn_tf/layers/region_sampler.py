@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import keras
 from keras import ops
@@ -79,8 +79,10 @@ class RegionSampler(keras.layers.Layer):
         num_regions, out_height = matrix_y.shape[1], matrix_y.shape[2]
         channels = features.shape[-1]
         # Rows: one (T * out_h, H) @ (H, W * C) product per image, on the NHWC map as it lies in memory.
-        rows = ops.matmul(ops.reshape(matrix_y, (-1, num_regions * out_height, height)),
-                          ops.reshape(features, (-1, height, width * channels)))
+        rows = ops.matmul(
+            ops.reshape(matrix_y, (-1, num_regions * out_height, height)),
+            ops.reshape(features, (-1, height, width * channels)),
+        )
         rows = ops.reshape(rows, (-1, num_regions, out_height, width, channels))
         # Columns: (out_w, W) @ (W, C) per crop row, the region's matrix broadcast over the rows. Written as the
         # einsum "ntowc,ntpw->ntopc" the runtime transposes the crops there and back (2.5x slower at batch 64).

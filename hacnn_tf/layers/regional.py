@@ -55,4 +55,3 @@ class HardRegionalAttention(keras.layers.Layer):
         config = super().get_config()
         config.update(num_regions=self.num_regions)
         return config
-

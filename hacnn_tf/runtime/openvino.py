@@ -8,12 +8,12 @@ import threading
 
 import numpy as np
 
-from hacnn_tf.runtime.base import check_pixels, embed_in_batches
+from hacnn_tf.runtime.base import Embedder, check_pixels, embed_in_batches
 
 INFERENCE_PRECISIONS = ("f32", "bf16", "f16")
 
 
-class OpenVINOEmbedder:
+class OpenVINOEmbedder(Embedder):
     """Compiles an OpenVINO IR embedding model (`images` `(?, H, W, 3)` pixels 0..255 -> `(?, D)`) for `device` and
     runs it synchronously, `batch_size` images per call.
 
@@ -30,13 +30,20 @@ class OpenVINOEmbedder:
     infer request serves all calls, each under a lock; for parallel throughput give each thread its own embedder.
     """
 
-    def __init__(self, path: str | os.PathLike, inference_precision: str | None = None, num_threads: int | None = None,
-                 batch_size: int = 64, device: str = "CPU"):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        inference_precision: str | None = None,
+        num_threads: int | None = None,
+        batch_size: int = 64,
+        device: str = "CPU",
+    ):
         import openvino as ov
 
         if inference_precision is not None and inference_precision not in INFERENCE_PRECISIONS:
-            raise ValueError(f"inference_precision must be None or one of {INFERENCE_PRECISIONS}; got "
-                             f"{inference_precision!r}")
+            raise ValueError(
+                f"inference_precision must be None or one of {INFERENCE_PRECISIONS}; got {inference_precision!r}"
+            )
         self.path = pathlib.Path(path)
         config = {"PERFORMANCE_HINT": "LATENCY"}
         if inference_precision is not None:

@@ -8,10 +8,11 @@ import threading
 
 import numpy as np
 
-from hacnn_tf.runtime.base import check_pixels, embed_in_batches
+from hacnn_tf._startup import quiet_native_output
+from hacnn_tf.runtime.base import Embedder, check_pixels, embed_in_batches
 
 
-class TFLiteEmbedder:
+class TFLiteEmbedder(Embedder):
     """Runs a `.tflite` embedding model with `ai_edge_litert` (XNNPACK): a dynamic-batch file (`shape_signature` -1,
     `convert_tflite(..., batch=None)`) `batch_size` images per invoke, a batch-1 file one image at a time.
 
@@ -30,16 +31,19 @@ class TFLiteEmbedder:
         from ai_edge_litert.interpreter import Interpreter
 
         self.path = pathlib.Path(path)
-        self.interpreter = Interpreter(model_path=str(self.path), num_threads=num_threads)
-        self.interpreter.allocate_tensors()
+        with quiet_native_output():  # LiteRT's "Created TensorFlow Lite XNNPACK delegate" notice
+            self.interpreter = Interpreter(model_path=str(self.path), num_threads=num_threads)
+            self.interpreter.allocate_tensors()
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
         self.input_size = tuple(int(n) for n in self.input["shape"][1:3])
         self.feature_dim = int(self.output["shape"][-1])
         self.dynamic_batch = int(self.input["shape_signature"][0]) == -1
         if not self.dynamic_batch and int(self.input["shape"][0]) != 1:
-            raise ValueError(f"{self.path}: input has a static batch of {self.input['shape'][0]}; expected 1 or a "
-                             "dynamic batch (shape_signature -1)")
+            raise ValueError(
+                f"{self.path}: input has a static batch of {self.input['shape'][0]}; expected 1 or a "
+                "dynamic batch (shape_signature -1)"
+            )
         self.batch_size = int(batch_size) if self.dynamic_batch else 1
         self._batch = 1
         self._lock = threading.Lock()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import pathlib
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format, wrappers_pb2
 
@@ -26,32 +26,47 @@ _STRING_VALUE = ".google.protobuf.StringValue"
 
 def _schema_classes() -> dict:
     field = descriptor_pb2.FieldDescriptorProto
-    file = descriptor_pb2.FileDescriptorProto(name="hacnn_tf/tf_serving_schema.proto", package=_PACKAGE,
-                                              syntax="proto3", dependency=[wrappers_pb2.DESCRIPTOR.name])
+    file = descriptor_pb2.FileDescriptorProto(
+        name="hacnn_tf/tf_serving_schema.proto",
+        package=_PACKAGE,
+        syntax="proto3",
+        dependency=[wrappers_pb2.DESCRIPTOR.name],
+    )
 
     def message(name: str, fields: Sequence[tuple]) -> None:
         proto = file.message_type.add(name=name)
         for field_name, number, kind, type_name, repeated in fields:
-            proto.field.add(name=field_name, number=number, type=kind, type_name=type_name,
-                            label=field.LABEL_REPEATED if repeated else field.LABEL_OPTIONAL)
+            proto.field.add(
+                name=field_name,
+                number=number,
+                type=kind,
+                type_name=type_name,
+                label=field.LABEL_REPEATED if repeated else field.LABEL_OPTIONAL,
+            )
 
-    message("BatchingParameters", [
-        ("max_batch_size", 1, field.TYPE_MESSAGE, _INT64_VALUE, False),
-        ("batch_timeout_micros", 2, field.TYPE_MESSAGE, _INT64_VALUE, False),
-        ("max_enqueued_batches", 3, field.TYPE_MESSAGE, _INT64_VALUE, False),
-        ("num_batch_threads", 4, field.TYPE_MESSAGE, _INT64_VALUE, False),
-        ("thread_pool_name", 5, field.TYPE_MESSAGE, _STRING_VALUE, False),
-        ("allowed_batch_sizes", 6, field.TYPE_INT64, None, True),
-        ("pad_variable_length_inputs", 7, field.TYPE_BOOL, None, False),
-    ])
-    message("PrometheusConfig", [("enable", 1, field.TYPE_BOOL, None, False),
-                                 ("path", 2, field.TYPE_STRING, None, False)])
+    message(
+        "BatchingParameters",
+        [
+            ("max_batch_size", 1, field.TYPE_MESSAGE, _INT64_VALUE, False),
+            ("batch_timeout_micros", 2, field.TYPE_MESSAGE, _INT64_VALUE, False),
+            ("max_enqueued_batches", 3, field.TYPE_MESSAGE, _INT64_VALUE, False),
+            ("num_batch_threads", 4, field.TYPE_MESSAGE, _INT64_VALUE, False),
+            ("thread_pool_name", 5, field.TYPE_MESSAGE, _STRING_VALUE, False),
+            ("allowed_batch_sizes", 6, field.TYPE_INT64, None, True),
+            ("pad_variable_length_inputs", 7, field.TYPE_BOOL, None, False),
+        ],
+    )
+    message(
+        "PrometheusConfig", [("enable", 1, field.TYPE_BOOL, None, False), ("path", 2, field.TYPE_STRING, None, False)]
+    )
     message("MonitoringConfig", [("prometheus_config", 1, field.TYPE_MESSAGE, f".{_PACKAGE}.PrometheusConfig", False)])
     pool = descriptor_pool.DescriptorPool()
     pool.AddSerializedFile(wrappers_pb2.DESCRIPTOR.serialized_pb)
     pool.AddSerializedFile(file.SerializeToString())
-    return {name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{_PACKAGE}.{name}"))
-            for name in ("BatchingParameters", "MonitoringConfig")}
+    return {
+        name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{_PACKAGE}.{name}"))
+        for name in ("BatchingParameters", "MonitoringConfig")
+    }
 
 
 _CLASSES = _schema_classes()
@@ -69,8 +84,18 @@ def _parse(path: str | os.PathLike, message):
 
 def read_batching_parameters(path: str | os.PathLike):
     """`BatchingParameters` of a `--batching_parameters_file`, with the server's own checks: sizes positive,
-    `allowed_batch_sizes` increasing and ending at `max_batch_size`."""
+    `allowed_batch_sizes` increasing and ending at `max_batch_size`; and `pad_variable_length_inputs` off, which the
+    box signatures need: TF Serving pads each merged request's tensors past the batch axis with the tensor's first
+    value and splits the outputs without cutting the padding off, so an `embed_boxes` reply would come back wider
+    than the request's rows of boxes and `embed_boxes_pixels` would crop the padding beyond a smaller frame's
+    border."""
     params = _parse(path, BatchingParameters())
+    if params.pad_variable_length_inputs:
+        raise ValueError(
+            f"{path}: pad_variable_length_inputs must be false: TF Serving pads merged requests with "
+            f"their first value and does not cut the padding off the replies, which would widen "
+            f"embed_boxes replies and change embed_boxes_pixels crops at frame borders"
+        )
     sizes = list(params.allowed_batch_sizes)
     if params.HasField("max_batch_size") and params.max_batch_size.value < 1:
         raise ValueError(f"{path}: max_batch_size must be positive; got {params.max_batch_size.value}")
@@ -102,8 +127,13 @@ def read_model_server_config(path: str | os.PathLike):
 
 def main(argv: Sequence[str] | None = None) -> None:
     for name in argv if argv is not None else sys.argv[1:]:
-        reader = (read_batching_parameters if "batching" in pathlib.Path(name).name else
-                  read_monitoring_config if "monitoring" in pathlib.Path(name).name else read_model_server_config)
+        reader = (
+            read_batching_parameters
+            if "batching" in pathlib.Path(name).name
+            else read_monitoring_config
+            if "monitoring" in pathlib.Path(name).name
+            else read_model_server_config
+        )
         print(f"{name}: valid {reader.__name__[5:]}\n" + text_format.MessageToString(reader(name), as_one_line=True))
 
 

@@ -7,6 +7,10 @@ IMAGES_SIGNATURE = "embed_images"
 # every input, as TF Serving's row format and its server-side batching require).
 BOXES_SIGNATURE = "embed_boxes"
 BOXES_PIXELS_SIGNATURE = "embed_boxes_pixels"
+# The most boxes per row (per frame) the box signatures take by default (`export_saved_model(max_boxes=...)`): a
+# crowded 1080p frame's detections with room to spare; a row of more is refused with InvalidArgument naming the
+# limit, and the clients refuse a wider `boxes_per_row` before building a request.
+MAX_BOXES = 256
 BYTES_INPUT = "image_bytes"
 IMAGES_INPUT = "images"
 FRAME_BYTES_INPUT = "frame_bytes"

@@ -6,7 +6,8 @@ hacnn_tf, so that it proves the export needs no project code).
   then feeds and fetches each signature's tensors by name. An export whose signatures read variables that the restore
   op does not restore fails only here (tensorflow/serving#2226), never under `tf.saved_model.load`.
 - `replay_warmup_requests`: the `assets.extra/tf_serving_warmup_requests` records run as TF Serving runs them at load.
-- Run as a script (`python -P tf_serving_loader.py EXPORT_DIR INPUTS.npz OUTPUTS.npz`), it is the export's self-check: each
+- Run as a script (`python -P tf_serving_loader.py EXPORT_DIR INPUTS.npz OUTPUTS.npz`), it is the export's self-check:
+each
   `signature:input:case` array of INPUTS is fed through both loaders and the warm-up records are replayed; OUTPUTS
   gets `loader:signature:case:output` arrays and `warmup:index:output` arrays.
 """

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import os
 import pathlib
-from typing import Sequence
+from collections.abc import Sequence
 
 from hacnn_tf.serving.tf_serving_loader import WARMUP_FILE
 
 
-def write_warmup_requests(saved_model_dir: str | os.PathLike, images: Sequence[bytes], model_name: str = "hacnn",
-                          batch_sizes: Sequence[int] = (1, 8)) -> pathlib.Path:
+def write_warmup_requests(
+    saved_model_dir: str | os.PathLike,
+    images: Sequence[bytes],
+    model_name: str = "hacnn",
+    batch_sizes: Sequence[int] = (1, 8),
+) -> pathlib.Path:
     """Writes one `serving_default` predict request per batch size (images repeated as needed)."""
     import tensorflow as tf
     from tensorflow_serving.apis import prediction_log_pb2
@@ -26,6 +30,7 @@ def write_warmup_requests(saved_model_dir: str | os.PathLike, images: Sequence[b
         for size in batch_sizes:
             batch = [images[i % len(images)] for i in range(size)]
             log = prediction_log_pb2.PredictionLog(
-                predict_log=prediction_log_pb2.PredictLog(request=build_predict_request(batch, model_name)))
+                predict_log=prediction_log_pb2.PredictLog(request=build_predict_request(batch, model_name))
+            )
             writer.write(log.SerializeToString())
     return path

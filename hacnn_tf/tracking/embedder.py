@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import keras
 import numpy as np
@@ -25,23 +25,33 @@ class ReIDEmbedder:
             Keras `HACNN`.
         channel_order: the channel order of the frames given to `__call__`, `"RGB"` or `"BGR"` (OpenCV's).
         batch_size: crops per call of the embedder (an embedder may split a call further by its own batch size).
+        verify, trusted: for a model path, `load_embedder`'s checks before the model runs: the export's
+            `manifest.json` sums (unless `verify=False`) and, unless `trusted=True`, the scan of a SavedModel folder
+            or `.onnx` file for ops hacnn-tf's exports never hold.
 
     `embedder(frame, boxes)`: one `(H, W, 3)` frame (uint8, or float 0..255) and its `(B, 4)` boxes; `embedder(frames,
     boxes)`: a sequence of frames (of any sizes, e.g. several cameras) and a sequence of their `(B_i, 4)` boxes. Boxes
     are pixel `x1, y1, x2, y2` as detectors emit them. Returns `(sum B_i, D)` float32 embeddings, frame by frame and
-    box by box, the crops of all frames embedded together in batches. Crops are cut by
+    box by box, the crops of all frames embedded together in batches, cut and embedded a batch at a time (memory does
+    not grow with the number of boxes). Crops are cut by
     `hacnn_tf.tracking.crops.crop_boxes` (the exported `embed_boxes` signature's definition); an invalid box (NaN,
     zero area after clipping to the frame) gives a row of zeros.
     """
 
-    def __init__(self, model: str | os.PathLike | Embedder | keras.Model, channel_order: str = "RGB",
-                 batch_size: int = 64):
+    def __init__(
+        self,
+        model: str | os.PathLike | Embedder | keras.Model,
+        channel_order: str = "RGB",
+        batch_size: int = 64,
+        verify: bool = True,
+        trusted: bool = False,
+    ):
         if channel_order not in CHANNEL_ORDERS:
             raise ValueError(f"channel_order must be one of {CHANNEL_ORDERS}; got {channel_order!r}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
         if isinstance(model, (str, os.PathLike)):
-            model = load_embedder(model)
+            model = load_embedder(model, verify=verify, trusted=trusted)
         elif isinstance(model, keras.Model):
             model = KerasEmbedder(model, batch_size=batch_size)
         elif not isinstance(model, Embedder):
@@ -52,12 +62,18 @@ class ReIDEmbedder:
         self.input_size = tuple(model.input_size)
         frame_spec = lambda dtype: tf.TensorSpec((1, None, None, 3), dtype)
         box_specs = (tf.TensorSpec((None, 4), tf.float32), tf.TensorSpec((None,), tf.int32))
-        self._crops = {dtype: tf.function(lambda frame, boxes, index: crop_boxes(frame, boxes, index, self.input_size),
-                                          input_signature=(frame_spec(dtype), *box_specs), autograph=False)
-                       for dtype in (tf.uint8, tf.float32)}
+        self._crops = {
+            dtype: tf.function(
+                lambda frame, boxes, index: crop_boxes(frame, boxes, index, self.input_size),
+                input_signature=(frame_spec(dtype), *box_specs),
+                autograph=False,
+            )
+            for dtype in (tf.uint8, tf.float32)
+        }
 
-    def __call__(self, frames: np.ndarray | Sequence[np.ndarray], boxes: np.ndarray | Sequence[np.ndarray]
-                 ) -> np.ndarray:
+    def __call__(
+        self, frames: np.ndarray | Sequence[np.ndarray], boxes: np.ndarray | Sequence[np.ndarray]
+    ) -> np.ndarray:
         return self._embed(frames, boxes, self.channel_order)
 
     def get_features(self, xyxy: np.ndarray, img: np.ndarray) -> np.ndarray:
@@ -71,23 +87,46 @@ class ReIDEmbedder:
         return np.divide(features, norms, out=np.zeros_like(features), where=norms > 0)
 
     def _embed(self, frames, boxes, channel_order: str) -> np.ndarray:
+        """Crops cut `batch_size` boxes at a time, their valid ones embedded as soon as `batch_size` of them are
+        waiting (across frames, in order): at most two batches of crops are held whatever the number of boxes."""
         frames, boxes = _frames_and_boxes(frames, boxes)
-        crops, valid = [np.zeros((0, *self.input_size, 3), np.float32)], [np.zeros(0, bool)]
+        waiting, waiting_rows, embedded, embedded_rows = [], [], [], []
+
+        def embed_waiting(final: bool) -> None:
+            crops, rows = np.concatenate(waiting), np.concatenate(waiting_rows)
+            waiting.clear()
+            waiting_rows.clear()
+            ready = len(crops) if final else len(crops) - len(crops) % self.batch_size
+            for start in range(0, ready, self.batch_size):
+                embedded.append(np.asarray(self.embedder(crops[start : start + self.batch_size]), np.float32))
+                embedded_rows.append(rows[start : start + self.batch_size])
+            if ready < len(crops):
+                waiting.append(crops[ready:])
+                waiting_rows.append(rows[ready:])
+
+        offset = 0
         for frame, frame_boxes in zip(frames, boxes):
             dtype = tf.uint8 if frame.dtype == np.uint8 else tf.float32
-            frame_crops, frame_valid = self._crops[dtype](frame[None].astype(dtype.as_numpy_dtype, copy=False),
-                                                          frame_boxes, np.zeros(len(frame_boxes), np.int32))
-            crops.append(frame_crops.numpy())
-            valid.append(frame_valid.numpy())
-        crops, valid = np.concatenate(crops), np.concatenate(valid)
-        if channel_order == "BGR":
-            crops = crops[..., ::-1]
-        kept = np.ascontiguousarray(crops[valid])
-        # The embedder's empty call gives its feature size when there is nothing else to embed.
-        chunks = [self.embedder(kept[i:i + self.batch_size]) for i in range(0, max(len(kept), 1), self.batch_size)]
-        embedded = np.concatenate(chunks).astype(np.float32, copy=False)
-        result = np.zeros((len(valid), embedded.shape[1]), np.float32)
-        result[valid] = embedded
+            pixels = tf.convert_to_tensor(frame[None].astype(dtype.as_numpy_dtype, copy=False))
+            for start in range(0, len(frame_boxes), self.batch_size):
+                chunk = frame_boxes[start : start + self.batch_size]
+                crops, valid = self._crops[dtype](pixels, chunk, np.zeros(len(chunk), np.int32))
+                crops, valid = crops.numpy(), valid.numpy()
+                waiting.append(
+                    np.ascontiguousarray(crops[valid][..., ::-1] if channel_order == "BGR" else crops[valid])
+                )
+                waiting_rows.append(offset + start + np.flatnonzero(valid))
+                if sum(len(crops) for crops in waiting) >= self.batch_size:
+                    embed_waiting(final=False)
+            offset += len(frame_boxes)
+        if waiting:
+            embed_waiting(final=True)
+        if not embedded:
+            # The embedder's empty call gives its feature size when there is nothing else to embed.
+            embedded.append(np.asarray(self.embedder(np.zeros((0, *self.input_size, 3), np.float32)), np.float32))
+            embedded_rows.append(np.zeros(0, np.int64))
+        result = np.zeros((offset, embedded[0].shape[1]), np.float32)
+        result[np.concatenate(embedded_rows)] = np.concatenate(embedded)
         return result
 
 
@@ -97,11 +136,15 @@ def _frames_and_boxes(frames, boxes) -> tuple[list[np.ndarray], list[np.ndarray]
     if isinstance(frames, np.ndarray) and frames.ndim == 3:
         frames, boxes = [frames], [boxes]
     elif isinstance(frames, np.ndarray) and frames.ndim != 4:
-        raise ValueError(f"a frame must be (height, width, 3) pixels (or frames a sequence of them); got an array of "
-                         f"shape {frames.shape}")
+        raise ValueError(
+            f"a frame must be (height, width, 3) pixels (or frames a sequence of them); got an array of "
+            f"shape {frames.shape}"
+        )
     elif isinstance(boxes, np.ndarray) and boxes.ndim == 2:
-        raise ValueError(f"several frames ({len(frames)}) take a sequence of (B_i, 4) box arrays, one per frame; got "
-                         f"one array of shape {boxes.shape}")
+        raise ValueError(
+            f"several frames ({len(frames)}) take a sequence of (B_i, 4) box arrays, one per frame; got "
+            f"one array of shape {boxes.shape}"
+        )
     frames, boxes = [np.asarray(frame) for frame in frames], list(boxes)
     if len(frames) != len(boxes):
         raise ValueError(f"got {len(frames)} frames and {len(boxes)} box arrays; give one box array per frame")
@@ -116,8 +159,10 @@ def _frames_and_boxes(frames, boxes) -> tuple[list[np.ndarray], list[np.ndarray]
             if not np.isfinite(frame).all():
                 raise ValueError(f"frame {index} holds NaN or infinite pixel values")
             if frame.min() < 0 or frame.max() > 255:
-                raise ValueError(f"frame {index} holds pixels outside 0..255 (min {frame.min()}, max {frame.max()}); "
-                                 "frames are RGB or BGR values 0..255, not normalised")
+                raise ValueError(
+                    f"frame {index} holds pixels outside 0..255 (min {frame.min()}, max {frame.max()}); "
+                    "frames are RGB or BGR values 0..255, not normalised"
+                )
         try:
             frame_boxes = np.asarray(frame_boxes, np.float32)
         except (TypeError, ValueError) as error:
@@ -125,7 +170,8 @@ def _frames_and_boxes(frames, boxes) -> tuple[list[np.ndarray], list[np.ndarray]
         if frame_boxes.size == 0:
             frame_boxes = frame_boxes.reshape(0, 4)
         if frame_boxes.ndim != 2 or frame_boxes.shape[1] != 4:
-            raise ValueError(f"boxes of frame {index} must be (B, 4) pixel x1, y1, x2, y2; got shape "
-                             f"{frame_boxes.shape}")
+            raise ValueError(
+                f"boxes of frame {index} must be (B, 4) pixel x1, y1, x2, y2; got shape {frame_boxes.shape}"
+            )
         checked.append(frame_boxes)
     return frames, checked

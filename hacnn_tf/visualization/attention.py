@@ -21,7 +21,7 @@ import matplotlib
 import numpy as np
 from matplotlib import patheffects
 from matplotlib.axes import Axes
-from matplotlib.patches import Rectangle
+from matplotlib.patches import Patch, Rectangle
 
 from hacnn_tf.layers.interpolation import half_pixel_resize_matrix
 from hacnn_tf.layers.preprocessing import model_inputs
@@ -29,6 +29,7 @@ from hacnn_tf.model import HACNN, NUM_LEVELS, level_input_sizes
 from hacnn_tf.visualization.rendering import new_figure, save_figure
 
 __all__ = [
+    "ATTENTION_LEGEND_HEIGHT",
     "ATTENTION_TITLE_HEIGHT",
     "LevelAttention",
     "attention_boxes",
@@ -42,6 +43,8 @@ __all__ = [
 
 # Inches above the grid of `plot_attention` for the column titles.
 ATTENTION_TITLE_HEIGHT = 0.3
+# Inches below the grid of `plot_attention` for the legend of the hard attention boxes (a model with them only).
+ATTENTION_LEGEND_HEIGHT = 0.3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,6 +99,7 @@ def attention_boxes(
         def to_y(u):
             return ((u + 1.0) / 2.0 * (rows - 1) + 0.5) * (height / rows)
     else:
+
         def to_x(u):
             return (u + 1.0) / 2.0 * width
 
@@ -117,8 +121,12 @@ def attention_heatmaps(soft_map: np.ndarray, image_size: Sequence[int]) -> np.nd
         raise ValueError(f"soft_map must be (N, h, w, C); got shape {soft_map.shape}")
     mean = soft_map.mean(axis=-1)
     height, width = (int(n) for n in image_size)
-    resized = np.einsum("yi,nij,xj->nyx", half_pixel_resize_matrix(mean.shape[1], height), mean,
-                        half_pixel_resize_matrix(mean.shape[2], width))
+    resized = np.einsum(
+        "yi,nij,xj->nyx",
+        half_pixel_resize_matrix(mean.shape[1], height),
+        mean,
+        half_pixel_resize_matrix(mean.shape[2], width),
+    )
     low = resized.min(axis=(1, 2), keepdims=True)
     span = resized.max(axis=(1, 2), keepdims=True) - low
     normalised = np.divide(resized - low, span, out=np.zeros_like(resized), where=span > 0)
@@ -130,8 +138,10 @@ def _check_pixels(images, input_size: Sequence[int]) -> np.ndarray:
     if pixels.ndim == 3:
         pixels = pixels[None]
     if pixels.ndim != 4 or pixels.shape[1:] != (*tuple(input_size), 3):
-        raise ValueError(f"images must be (N, {input_size[0]}, {input_size[1]}, 3) RGB pixels in [0, 255] at the "
-                         f"model's input size; got shape {np.shape(images)}")
+        raise ValueError(
+            f"images must be (N, {input_size[0]}, {input_size[1]}, 3) RGB pixels in [0, 255] at the "
+            f"model's input size; got shape {np.shape(images)}"
+        )
     return pixels.astype(np.float32)
 
 
@@ -145,7 +155,7 @@ def compute_attention(model: HACNN, images, batch_size: int = 32) -> list[LevelA
     soft_maps: list[list[np.ndarray]] = [[] for _ in range(NUM_LEVELS)]
     translations: list[list[np.ndarray]] = [[] for _ in range(NUM_LEVELS)]
     for start in range(0, len(pixels), batch_size):
-        batch = pixels[start:start + batch_size]
+        batch = pixels[start : start + batch_size]
         inputs = model_inputs(model, batch)
         outputs = model.attention(inputs)
         for level in range(NUM_LEVELS):
@@ -157,8 +167,13 @@ def compute_attention(model: HACNN, images, batch_size: int = 32) -> list[LevelA
         level_translations = np.concatenate(translations[level])
         boxes = None
         if model.learn_region:
-            boxes = attention_boxes(level_translations, model.input_size, model.samplers[level].scale,
-                                    model.align_corners, feature_sizes[level])
+            boxes = attention_boxes(
+                level_translations,
+                model.input_size,
+                model.samplers[level].scale,
+                model.align_corners,
+                feature_sizes[level],
+            )
         heatmaps = attention_heatmaps(np.concatenate(soft_maps[level]), model.input_size)
         levels.append(LevelAttention(heatmaps, level_translations, boxes))
     return levels
@@ -193,8 +208,11 @@ def draw_attention_panel(
         colors = region_colors(len(boxes)) if colors is None else colors
         effects = None if outline is None else [patheffects.withStroke(linewidth=linewidth + 1.0, foreground=outline)]
         for (x0, y0, x1, y1), color in zip(np.asarray(boxes), colors):
-            axes.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor=color, linewidth=linewidth,
-                                     path_effects=effects))
+            axes.add_patch(
+                Rectangle(
+                    (x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor=color, linewidth=linewidth, path_effects=effects
+                )
+            )
     axes.set_xlim(0, width)
     axes.set_ylim(height, 0)
     axes.set_axis_off()
@@ -212,27 +230,52 @@ def plot_attention(
 ) -> pathlib.Path:
     """Writes a PNG of the model's attention on `images`: one row per image, columns the image and, for levels
     1-3, the soft attention heat map over it with that level's `T` hard attention boxes (one colour per region,
-    `region_colors`; no boxes without the local branch).
+    `region_colors`, named in a legend under the grid; no boxes and no legend without the local branch).
 
     `images`: `(N, H, W, 3)` RGB pixels in `[0, 255]` (uint8 or float) at `model.input_size`, normalised for the
     model as `compute_attention` says. Works for any `HACNN` (trained, imported from torchreid, untrained).
-    The figure is `4 * panel_width` inches wide and `N * panel_width * H / W + ATTENTION_TITLE_HEIGHT` tall, at
-    `dpi`.
+    The figure is `4 * panel_width` inches wide and `N * panel_width * H / W + ATTENTION_TITLE_HEIGHT` tall
+    (`+ ATTENTION_LEGEND_HEIGHT` with boxes), at `dpi`.
     """
     pixels = _check_pixels(images, model.input_size)
     levels = compute_attention(model, pixels)
     height, width = model.input_size
     rows, cols = len(pixels), 1 + NUM_LEVELS
     panel_height = panel_width * height / width
-    figure = new_figure((cols * panel_width, rows * panel_height + ATTENTION_TITLE_HEIGHT), dpi)
+    regions = None if levels[0].boxes is None else levels[0].boxes.shape[1]
+    legend_height = ATTENTION_LEGEND_HEIGHT if regions else 0.0
+    figure = new_figure((cols * panel_width, rows * panel_height + ATTENTION_TITLE_HEIGHT + legend_height), dpi)
     grid = figure.subplots(rows, cols, squeeze=False)
     titles = ["image", *(f"level {level + 1}" for level in range(NUM_LEVELS))]
     for row in range(rows):
         draw_attention_panel(grid[row, 0], pixels[row])
         for level, attention in enumerate(levels, start=1):
             boxes = None if attention.boxes is None else attention.boxes[row]
-            draw_attention_panel(grid[row, level], pixels[row], attention.heatmaps[row], boxes, alpha=alpha,
-                                 cmap=cmap, linewidth=linewidth)
+            draw_attention_panel(
+                grid[row, level],
+                pixels[row],
+                attention.heatmaps[row],
+                boxes,
+                alpha=alpha,
+                cmap=cmap,
+                linewidth=linewidth,
+            )
     for col, title in enumerate(titles):
         grid[0, col].set_title(title, fontsize=8)
+    if regions:
+        handles = [
+            Patch(fill=False, edgecolor=color, linewidth=linewidth, label=f"region {region + 1}")
+            for region, color in enumerate(region_colors(regions))
+        ]
+        figure.legend(
+            handles=handles,
+            loc="outside lower center",
+            ncols=regions,
+            fontsize=7,
+            frameon=False,
+            title="hard attention regions (boxes); heat map: soft attention",
+            title_fontsize=7,
+            handlelength=1.2,
+            columnspacing=0.8,
+        )
     return save_figure(figure, path)

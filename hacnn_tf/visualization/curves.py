@@ -1,4 +1,5 @@
-"""Curve figures: CMC curves (with their CSV files) and the training curves of a Keras CSV training log."""
+"""Curve figures: CMC curves (with their CSV files) and the training curves of a run's training log
+(`hacnn_tf.training_log`; Keras' CSVLogger logs too)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
 from hacnn_tf.io_utils import atomic_output
+from hacnn_tf.training_log import read_training_log
 from hacnn_tf.visualization.rendering import new_figure, save_figure
 
 __all__ = [
@@ -24,7 +27,6 @@ __all__ = [
 
 CMC_FIGSIZE = (6.0, 4.5)
 TRAINING_CURVES_FIGSIZE = (15.0, 4.0)
-REQUIRED_LOG_COLUMNS = ("epoch", "loss")
 
 
 def plot_cmc(
@@ -51,6 +53,7 @@ def plot_cmc(
         shown = curve[:max_rank] * 100
         axes.plot(np.arange(1, shown.size + 1), shown, marker="o", markersize=3, label=name)
     axes.set(title=title, xlabel="rank", ylabel="matching rate (%)", xlim=(0.5, max_rank + 0.5))
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.grid(True, alpha=0.3)
     axes.legend(loc="lower right")
     return save_figure(figure, path)
@@ -82,43 +85,26 @@ def read_cmc_csv(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     path = pathlib.Path(path)
     table = pd.read_csv(path)
     if "rank" not in table.columns or len(table.columns) < 2:
-        raise ValueError(f"{path}: a CMC file needs a 'rank' column and at least one curve column; "
-                         f"got columns {list(table.columns)}")
+        raise ValueError(
+            f"{path}: a CMC file needs a 'rank' column and at least one curve column; got columns {list(table.columns)}"
+        )
     table = table.sort_values("rank")
     return {str(name): table[name].dropna().to_numpy(np.float64) for name in table.columns if name != "rank"}
 
 
-def read_training_log(log_csv: str | os.PathLike[str]) -> pd.DataFrame:
-    """The Keras `CSVLogger` log of a training run (`training_log.csv`), one row per epoch, sorted.
-
-    Needs the columns `epoch` (0-based, as Keras writes it) and `loss`. A resumed run may have logged an epoch
-    twice; the later row is kept. Raises ValueError naming the file and what is missing.
-    """
-    log_csv = pathlib.Path(log_csv)
-    try:
-        log = pd.read_csv(log_csv)
-    except pd.errors.EmptyDataError:
-        raise ValueError(f"{log_csv}: the training log is empty") from None
-    for column in REQUIRED_LOG_COLUMNS:
-        if column not in log.columns:
-            raise ValueError(f"{log_csv}: the training log has no {column!r} column "
-                             f"(columns: {', '.join(map(str, log.columns)) or 'none'})")
-    if log.empty:
-        raise ValueError(f"{log_csv}: the training log has no rows")
-    return log.drop_duplicates("epoch", keep="last").sort_values("epoch").reset_index(drop=True)
-
-
-def plot_training_curves(log_csv: str | os.PathLike[str], path: str | os.PathLike[str], dpi: float = 100
-                         ) -> pathlib.Path:
+def plot_training_curves(
+    log_csv: str | os.PathLike[str], path: str | os.PathLike[str], dpi: float = 100
+) -> pathlib.Path:
     """Writes a PNG (`TRAINING_CURVES_FIGSIZE` inches at `dpi`: 1500 x 400 pixels by default) of a training log.
 
-    Three panels against the epoch (1-based): every `*loss` column holding a value (Keras' CSVLogger adds empty
-    `val_*` columns); `val_rank1` and `val_mAP` in percent (epochs without evaluation, NaN or `NA` in the log, are
+    Three panels against the epoch (1-based, integer ticks): every `*loss` column holding a value (Keras' CSVLogger
+    adds empty `val_*` columns); `val_rank1` and `val_mAP` in percent (epochs without evaluation, NaN or `NA` in the
+    log, are
     skipped); `learning_rate` on a log scale. A panel whose columns are absent says so. See `read_training_log`
     for the requirements on the file.
     """
     log = read_training_log(log_csv)
-    epochs = log["epoch"].to_numpy() + 1
+    epochs = log["epoch"].to_numpy()
     figure = new_figure(TRAINING_CURVES_FIGSIZE, dpi)
     loss_axes, accuracy_axes, rate_axes = figure.subplots(1, 3)
 
@@ -153,6 +139,7 @@ def plot_training_curves(log_csv: str | os.PathLike[str], path: str | os.PathLik
     for axes in (loss_axes, accuracy_axes, rate_axes):
         axes.grid(True, alpha=0.3)
         axes.set_xlim(0.5, epochs[-1] + 0.5)
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     return save_figure(figure, path)
 
 

@@ -20,9 +20,16 @@ _DPI = 100
 _TITLE_HEIGHT = 0.3  # inches above each frame
 
 
-def plot_frame_matches(frames: Sequence[np.ndarray], boxes: Sequence[np.ndarray], labels: Sequence[Sequence[str]],
-                       correct: Sequence[np.ndarray], path: str | os.PathLike[str], titles: Sequence[str] = (),
-                       columns: int = 2, suptitle: str | None = None) -> pathlib.Path:
+def plot_frame_matches(
+    frames: Sequence[np.ndarray],
+    boxes: Sequence[np.ndarray],
+    labels: Sequence[Sequence[str]],
+    correct: Sequence[np.ndarray],
+    path: str | os.PathLike[str],
+    titles: Sequence[str] = (),
+    columns: int = 2,
+    suptitle: str | None = None,
+) -> pathlib.Path:
     """Draws `frames` (`(H, W, 3)` uint8 RGB, all of one size) in a grid of `columns`, each with its `(B_i, 4)`
     pixel boxes (x1, y1, x2, y2; x2, y2 exclusive) framed and captioned with `labels[i]`, green where `correct[i]`
     (`(B_i,)` bool) holds, red elsewhere; `titles[i]` above frame i. Frames are drawn at one pixel per pixel
@@ -30,8 +37,10 @@ def plot_frame_matches(frames: Sequence[np.ndarray], boxes: Sequence[np.ndarray]
     if not frames:
         raise ValueError("plot_frame_matches needs at least one frame")
     if not len(frames) == len(boxes) == len(labels) == len(correct):
-        raise ValueError(f"got {len(frames)} frames, {len(boxes)} box arrays, {len(labels)} label lists and "
-                         f"{len(correct)} correct arrays; give one of each per frame")
+        raise ValueError(
+            f"got {len(frames)} frames, {len(boxes)} box arrays, {len(labels)} label lists and "
+            f"{len(correct)} correct arrays; give one of each per frame"
+        )
     height, width = frames[0].shape[:2]
     columns = min(columns, len(frames))
     rows = math.ceil(len(frames) / columns)
@@ -52,8 +61,16 @@ def plot_frame_matches(frames: Sequence[np.ndarray], boxes: Sequence[np.ndarray]
             axes.set_title(titles[index], fontsize=9, pad=3)
         for (x1, y1, x2, y2), label, ok in zip(np.asarray(frame_boxes, float), frame_labels, frame_correct):
             colour = MATCH_COLOR if ok else MISMATCH_COLOR
-            axes.add_patch(Rectangle((x1 - 0.5, y1 - 0.5), x2 - x1, y2 - y1, fill=False, edgecolor=colour,
-                                     linewidth=1.5))
-            axes.text(x1 - 0.5, y1 - 1.5, label, color="white", fontsize=7, va="bottom",
-                      bbox={"facecolor": colour, "edgecolor": "none", "pad": 1.0})
+            axes.add_patch(
+                Rectangle((x1 - 0.5, y1 - 0.5), x2 - x1, y2 - y1, fill=False, edgecolor=colour, linewidth=1.5)
+            )
+            axes.text(
+                x1 - 0.5,
+                y1 - 1.5,
+                label,
+                color="white",
+                fontsize=7,
+                va="bottom",
+                bbox={"facecolor": colour, "edgecolor": "none", "pad": 1.0},
+            )
     return save_figure(figure, path)

@@ -82,8 +82,9 @@ def rank_gallery(
     """
     distmat = np.asarray(distmat)
     if distmat.shape != (len(query), len(gallery)):
-        raise ValueError(f"distmat must be (num_query, num_gallery) = {(len(query), len(gallery))}; "
-                         f"got {distmat.shape}")
+        raise ValueError(
+            f"distmat must be (num_query, num_gallery) = {(len(query), len(gallery))}; got {distmat.shape}"
+        )
     if top_k < 1:
         raise ValueError(f"top_k must be >= 1, got {top_k}")
     q_pids, q_camids = query["pid"].to_numpy(), query["camid"].to_numpy()
@@ -95,11 +96,18 @@ def rank_gallery(
             raise ValueError(f"query index {index} is outside 0..{len(query) - 1}")
         order = np.argsort(distmat[index])
         kept = order[~((g_pids[order] == q_pids[index]) & (g_camids[order] == q_camids[index]))][:top_k]
-        lists.append(RankedList(
-            query_index=index, query_pid=int(q_pids[index]), query_camid=int(q_camids[index]),
-            gallery_indices=kept, distances=distmat[index, kept], pids=g_pids[kept], camids=g_camids[kept],
-            matches=g_pids[kept] == q_pids[index],
-        ))
+        lists.append(
+            RankedList(
+                query_index=index,
+                query_pid=int(q_pids[index]),
+                query_camid=int(q_camids[index]),
+                gallery_indices=kept,
+                distances=distmat[index, kept],
+                pids=g_pids[kept],
+                camids=g_camids[kept],
+                matches=g_pids[kept] == q_pids[index],
+            )
+        )
     return lists
 
 
@@ -142,16 +150,23 @@ def plot_ranked_lists(
     grid = figure.subplots(rows, cols, squeeze=False)
     query_paths, gallery_paths = query["path"].to_numpy(), gallery["path"].to_numpy()
     for row, ranked in enumerate(lists):
-        _image_panel(grid[row, 0], load_thumbnail(query_paths[ranked.query_index], image_size), QUERY_COLOR,
-                     f"query\npid {ranked.query_pid} cam {ranked.query_camid}")
+        _image_panel(
+            grid[row, 0],
+            load_thumbnail(query_paths[ranked.query_index], image_size),
+            QUERY_COLOR,
+            f"query\npid {ranked.query_pid} cam {ranked.query_camid}",
+        )
         for rank in range(top_k):
             axes = grid[row, rank + 1]
             if rank >= len(ranked.gallery_indices):
                 axes.set_axis_off()
                 continue
-            _image_panel(axes, load_thumbnail(gallery_paths[ranked.gallery_indices[rank]], image_size),
-                         MATCH_COLOR if ranked.matches[rank] else MISMATCH_COLOR,
-                         f"cam {ranked.camids[rank]}\n{ranked.distances[rank]:.3g}")
+            _image_panel(
+                axes,
+                load_thumbnail(gallery_paths[ranked.gallery_indices[rank]], image_size),
+                MATCH_COLOR if ranked.matches[rank] else MISMATCH_COLOR,
+                f"cam {ranked.camids[rank]}\n{ranked.distances[rank]:.3g}",
+            )
     for rank in range(top_k):
         grid[0, rank + 1].set_title(f"{rank + 1}", fontsize=7)
     return save_figure(figure, path)

@@ -30,7 +30,8 @@ def test_market_sized_problem_has_true_matches_for_every_query():
     from benchmarks.run import market_sized_problem
 
     (query, gallery), distances, (q_pids, g_pids, q_camids, g_camids) = market_sized_problem(
-        num_query=50, num_gallery=400, dim=8, num_ids=20)
+        num_query=50, num_gallery=400, dim=8, num_ids=20
+    )
     assert query.shape == (50, 8) and gallery.shape == (400, 8)
     assert distances["q_g"].shape == (50, 400) and distances["g_g"].shape == (400, 400)
     valid = (g_pids[None] == q_pids[:, None]) & (g_camids[None] != q_camids[:, None])
@@ -58,12 +59,18 @@ def test_msmt17_rows_run_fresh_processes_and_say_why_torchreid_does_not(monkeypa
 
     monkeypatch.setattr(run, "peak_rss_of", fake_peak_rss_of)
     rows = run.msmt17_rows(rerank=False) + run.msmt17_rows(rerank=True)
-    assert calls == [("benchmarks.evaluation", "dense", "msmt17"), ("benchmarks.evaluation", "features", "msmt17"),
-                     ("benchmarks.evaluation", "features", "msmt17", "--rerank")]
+    assert calls == [
+        ("benchmarks.evaluation", "dense", "msmt17"),
+        ("benchmarks.evaluation", "features", "msmt17"),
+        ("benchmarks.evaluation", "features", "msmt17", "--rerank"),
+    ]
     assert [(row["section"], row["contender"]) for row in rows] == [
-        ("evaluation_msmt17", "torchreid"), ("evaluation_msmt17", "hacnn_tf"),
-        ("evaluation_msmt17", "hacnn_tf_features"), ("evaluation_msmt17+rerank", "torchreid"),
-        ("evaluation_msmt17+rerank", "hacnn_tf_features")]
+        ("evaluation_msmt17", "torchreid"),
+        ("evaluation_msmt17", "hacnn_tf"),
+        ("evaluation_msmt17", "hacnn_tf_features"),
+        ("evaluation_msmt17+rerank", "torchreid"),
+        ("evaluation_msmt17+rerank", "hacnn_tf_features"),
+    ]
     assert "21.4 GiB" in rows[0]["note"] and "32.8 GiB each" in rows[3]["note"]
     assert rows[2]["median_ms"] == 60000.0 and rows[2]["met"] and rows[4]["met"]
 

@@ -5,8 +5,8 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import TINY_MODEL
+
 from hacnn_tf.callbacks import ReIDEvaluation
 from hacnn_tf.evaluation.features import extract_features
 from hacnn_tf.evaluation.metrics import evaluate_from_features

@@ -31,8 +31,15 @@ def reference(torchreid_model_factory):
 def checkpoint(tmp_path_factory, reference):
     path = tmp_path_factory.mktemp("ckpt") / "model.pth.tar"
     # torchreid's own checkpoint layout, saved from DataParallel ("module." prefixes).
-    torch.save({"state_dict": {f"module.{k}": v for k, v in reference.state_dict().items()}, "epoch": 60,
-                "rank1": 0.9, "optimizer": {"state": {}, "param_groups": [{"lr": 0.03}]}}, path)
+    torch.save(
+        {
+            "state_dict": {f"module.{k}": v for k, v in reference.state_dict().items()},
+            "epoch": 60,
+            "rank1": 0.9,
+            "optimizer": {"state": {}, "param_groups": [{"lr": 0.03}]},
+        },
+        path,
+    )
     return path
 
 
@@ -92,8 +99,12 @@ def test_training_mode_outputs_equal_torchreid_train_mode(torchreid_hacnn, torch
     with torch.no_grad():
         (logits_g, logits_l), (features_g, features_l) = reference(nchw(images))
     outputs = model(images, training=True)
-    for name, expected in (("global_logits", logits_g), ("local_logits", logits_l),
-                           ("global_features", features_g), ("local_features", features_l)):
+    for name, expected in (
+        ("global_logits", logits_g),
+        ("local_logits", logits_l),
+        ("global_features", features_g),
+        ("local_features", features_l),
+    ):
         np.testing.assert_allclose(np.asarray(outputs[name]), expected.numpy(), atol=2e-3, rtol=1e-3, err_msg=name)
 
 
@@ -101,8 +112,11 @@ def test_checkpoint_formats_and_inferred_config(tmp_path, torchreid_hacnn):
     reference = torchreid_hacnn.HACNN(7, use_gpu=False, nchannels=[64, 128, 192], feat_dim=256)
     state = reference.state_dict()
     arrays = {}
-    for name, payload in (("bare.pth", state), ("wrapped.pth.tar", {"state_dict": state}),
-                          ("prefixed.pt", {f"module.{k}": v for k, v in state.items()})):
+    for name, payload in (
+        ("bare.pth", state),
+        ("wrapped.pth.tar", {"state_dict": state}),
+        ("prefixed.pt", {f"module.{k}": v for k, v in state.items()}),
+    ):
         torch.save(payload, tmp_path / name)
         arrays[name] = load_torchreid_state_dict(tmp_path / name)
     assert arrays["bare.pth"].keys() == arrays["prefixed.pt"].keys() == arrays["wrapped.pth.tar"].keys()
@@ -152,6 +166,7 @@ def test_command_converts_to_a_keras_file(tmp_path, checkpoint, reference, capsy
         expected = reference(nchw(images)).numpy()
     assert np.abs(np.asarray(model(images)["embedding"]) - expected).max() <= 1e-4
     # `hacnn-tf convert` and the earlier `hacnn-convert-torchreid` name are the same entry point.
-    result = subprocess.run([sys.executable, "-m", "hacnn_tf.cli", "convert", "--help"], capture_output=True,
-                            text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "hacnn_tf.cli", "convert", "--help"], capture_output=True, text=True, check=True
+    )
     assert "--align-corners" in result.stdout

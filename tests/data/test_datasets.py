@@ -17,6 +17,7 @@ from PIL import Image
 
 from hacnn_tf.data import datasets
 from hacnn_tf.data.datasets import ReIDDataset, load_dataset, verify_images
+from hacnn_tf.errors import DataError, InputFileError, UserError
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
@@ -43,11 +44,21 @@ def rows(df: pd.DataFrame, *columns: str) -> list[tuple]:
 
 
 MARKET = {
-    "bounding_box_train": ["0010_c6s4_002427_02.jpg", "0002_c1s1_000451_03.jpg", "0002_c2s1_000551_01.jpg",
-                           "0007_c3s3_077419_03.jpg", "notes.txt"],
+    "bounding_box_train": [
+        "0010_c6s4_002427_02.jpg",
+        "0002_c1s1_000451_03.jpg",
+        "0002_c2s1_000551_01.jpg",
+        "0007_c3s3_077419_03.jpg",
+        "notes.txt",
+    ],
     "query": ["0003_c1s1_000001_00.jpg", "0005_c2s1_000101_00.jpg"],
-    "bounding_box_test": ["0003_c4s2_000020_01.jpg", "0005_c1s1_000150_02.jpg", "0000_c5s1_000300_01.jpg",
-                          "-1_c1s1_000401_03.jpg", "0005_c2s1_000700_01.jpg"],
+    "bounding_box_test": [
+        "0003_c4s2_000020_01.jpg",
+        "0005_c1s1_000150_02.jpg",
+        "0000_c5s1_000300_01.jpg",
+        "-1_c1s1_000401_03.jpg",
+        "0005_c2s1_000700_01.jpg",
+    ],
 }
 
 
@@ -78,12 +89,14 @@ def test_market1501_tables(tmp_path: pathlib.Path) -> None:
     assert {"path", "pid", "camid", "split", "orig_pid"} <= set(data.train.columns)
     assert data.train["pid"].dtype == np.int64 and data.train["camid"].dtype == np.int64
     assert data.num_train_pids == 3 and data.num_train_cams == 4
-    expected = pd.DataFrame({"ids": [3, 2, 3], "images": [4, 2, 4], "cameras": [4, 2, 4]},
-                            index=["train", "query", "gallery"])
+    expected = pd.DataFrame(
+        {"ids": [3, 2, 3], "images": [4, 2, 4], "cameras": [4, 2, 4]}, index=["train", "query", "gallery"]
+    )
     pd.testing.assert_frame_equal(data.summary(), expected)
     # a file that is not an image is listed, not silently ignored
     assert [(pathlib.Path(p).name, r) for p, r in zip(data.skipped["path"], data.skipped["reason"])] == [
-        ("notes.txt", "train: not an image file (suffix not one of ['.bmp', '.gif', '.jpeg', '.jpg', '.png', '.webp'])")]
+        ("notes.txt", "train: not an image file (suffix not one of ['.bmp', '.gif', '.jpeg', '.jpg', '.png', '.webp'])")
+    ]
 
 
 def test_market1501_root_is_data_folder_and_print_summary(tmp_path: pathlib.Path, capsys) -> None:
@@ -104,10 +117,16 @@ def test_market1501_missing_folder_names_it(tmp_path: pathlib.Path) -> None:
     message = str(error.value)
     assert message.startswith("Market-1501: expected folder 'bounding_box_test' under " + str(tmp_path))
     assert str(tmp_path / "Market-1501-v15.09.15") in message  # says where it looked
+    # ... and what to do: a user error (one line, no traceback at the command line) with the layout to point at.
+    assert isinstance(error.value, UserError)
+    assert message.endswith(
+        "give the folder that holds bounding_box_train/, query/, bounding_box_test/ (or its "
+        "parent) as the data set root"
+    )
 
 
 def test_missing_root(tmp_path: pathlib.Path) -> None:
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(InputFileError, match="does not exist: give the folder that holds the data set"):
         load_dataset("duke", tmp_path / "nowhere")
 
 
@@ -131,8 +150,9 @@ def test_corrupt_and_misnamed_images_are_skipped_and_listed(tmp_path: pathlib.Pa
 def test_verify_images(tmp_path: pathlib.Path) -> None:
     write_image(tmp_path / "good.png")
     (tmp_path / "bad.jpg").write_bytes(b"not an image")
-    df = pd.DataFrame({"path": [str(tmp_path / "good.png"), str(tmp_path / "bad.jpg"), str(tmp_path / "gone.jpg")],
-                       "pid": [1, 2, 3]})
+    df = pd.DataFrame(
+        {"path": [str(tmp_path / "good.png"), str(tmp_path / "bad.jpg"), str(tmp_path / "gone.jpg")], "pid": [1, 2, 3]}
+    )
     ok, skipped = verify_images(df)
     assert ok["pid"].tolist() == [1] and ok.index.tolist() == [0]
     assert [pathlib.Path(p).name for p in skipped["path"]] == ["bad.jpg", "gone.jpg"]
@@ -140,15 +160,21 @@ def test_verify_images(tmp_path: pathlib.Path) -> None:
 
 
 def test_dukemtmcreid(tmp_path: pathlib.Path) -> None:
-    make_tree(tmp_path / "DukeMTMC-reID", {
-        "bounding_box_train": ["0001_c2_f0046182.jpg", "0001_c5_f0051341.jpg", "0005_c8_f0002000.jpg"],
-        "query": ["0008_c1_f0000100.jpg"],
-        "bounding_box_test": ["0008_c7_f0000500.jpg", "0009_c1_f0000600.jpg"],
-    })
+    make_tree(
+        tmp_path / "DukeMTMC-reID",
+        {
+            "bounding_box_train": ["0001_c2_f0046182.jpg", "0001_c5_f0051341.jpg", "0005_c8_f0002000.jpg"],
+            "query": ["0008_c1_f0000100.jpg"],
+            "bounding_box_test": ["0008_c7_f0000500.jpg", "0009_c1_f0000600.jpg"],
+        },
+    )
     data = load_dataset("DukeMTMC-reID", tmp_path)
     assert data.name == "DukeMTMC-reID"
     assert rows(data.train, "pid", "orig_pid", "camid") == [
-        ("0001_c2_f0046182.jpg", 0, 1, 1), ("0001_c5_f0051341.jpg", 0, 1, 4), ("0005_c8_f0002000.jpg", 1, 5, 7)]
+        ("0001_c2_f0046182.jpg", 0, 1, 1),
+        ("0001_c5_f0051341.jpg", 0, 1, 4),
+        ("0005_c8_f0002000.jpg", 1, 5, 7),
+    ]
     assert rows(data.gallery, "pid", "camid") == [("0008_c7_f0000500.jpg", 8, 6), ("0009_c1_f0000600.jpg", 9, 0)]
 
 
@@ -156,17 +182,22 @@ def test_dukemtmcreid(tmp_path: pathlib.Path) -> None:
 # MSMT17
 
 
-@pytest.mark.parametrize("version,train_dir,test_dir", [("MSMT17_V1", "train", "test"),
-                                                        ("MSMT17_V2", "mask_train_v2", "mask_test_v2")])
+@pytest.mark.parametrize(
+    "version,train_dir,test_dir", [("MSMT17_V1", "train", "test"), ("MSMT17_V2", "mask_train_v2", "mask_test_v2")]
+)
 def test_msmt17(tmp_path: pathlib.Path, version: str, train_dir: str, test_dir: str) -> None:
     base = tmp_path / version
     lists = {
-        "list_train.txt": (train_dir, [("0000/0000_000_01_0303morning_0015_0.jpg", 0),
-                                       ("0001/0001_003_15_0303noon_0120_1.jpg", 1)]),
+        "list_train.txt": (
+            train_dir,
+            [("0000/0000_000_01_0303morning_0015_0.jpg", 0), ("0001/0001_003_15_0303noon_0120_1.jpg", 1)],
+        ),
         "list_val.txt": (train_dir, [("0002/0002_011_07_0303afternoon_0001_0.jpg", 2)]),
         "list_query.txt": (test_dir, [("0100/0100_000_02_0113morning_0002_0.jpg", 100)]),
-        "list_gallery.txt": (test_dir, [("0100/0100_004_11_0113noon_0456_1.jpg", 100),
-                                        ("0101/0101_001_03_0113noon_0400_0.jpg", 101)]),
+        "list_gallery.txt": (
+            test_dir,
+            [("0100/0100_004_11_0113noon_0456_1.jpg", 100), ("0101/0101_001_03_0113noon_0400_0.jpg", 101)],
+        ),
     }
     for list_name, (folder, entries) in lists.items():
         for relpath, _ in entries:
@@ -174,11 +205,15 @@ def test_msmt17(tmp_path: pathlib.Path, version: str, train_dir: str, test_dir: 
         (base / list_name).write_text("".join(f"{relpath} {pid}\n" for relpath, pid in entries))
 
     data = load_dataset("msmt17", tmp_path)
-    assert rows(data.train, "pid", "camid") == [("0000_000_01_0303morning_0015_0.jpg", 0, 0),
-                                                ("0001_003_15_0303noon_0120_1.jpg", 1, 14)]
+    assert rows(data.train, "pid", "camid") == [
+        ("0000_000_01_0303morning_0015_0.jpg", 0, 0),
+        ("0001_003_15_0303noon_0120_1.jpg", 1, 14),
+    ]
     assert rows(data.query, "pid", "camid") == [("0100_000_02_0113morning_0002_0.jpg", 100, 1)]
-    assert rows(data.gallery, "pid", "camid") == [("0100_004_11_0113noon_0456_1.jpg", 100, 10),
-                                                  ("0101_001_03_0113noon_0400_0.jpg", 101, 2)]
+    assert rows(data.gallery, "pid", "camid") == [
+        ("0100_004_11_0113noon_0456_1.jpg", 100, 10),
+        ("0101_001_03_0113noon_0400_0.jpg", 101, 2),
+    ]
     assert data.train["path"].str.contains(f"/{version}/{train_dir}/").all()
     assert data.gallery["path"].str.contains(f"/{version}/{test_dir}/").all()
     with_val = load_dataset("MSMT", tmp_path, msmt17_use_val=True)
@@ -189,8 +224,9 @@ def test_msmt17(tmp_path: pathlib.Path, version: str, train_dir: str, test_dir: 
 def test_msmt17_missing_lists(tmp_path: pathlib.Path) -> None:
     (tmp_path / "MSMT17_V1").mkdir()
     (tmp_path / "MSMT17_V1" / "list_train.txt").write_text("")
-    with pytest.raises(FileNotFoundError, match="MSMT17: expected entries 'list_val.txt', 'list_query.txt', "
-                                                "'list_gallery.txt' under"):
+    with pytest.raises(
+        FileNotFoundError, match="MSMT17: expected entries 'list_val.txt', 'list_query.txt', 'list_gallery.txt' under"
+    ):
         load_dataset("msmt17", tmp_path)
 
 
@@ -199,14 +235,20 @@ def test_msmt17_missing_lists(tmp_path: pathlib.Path) -> None:
 
 
 def test_folder_layout_one_based_cameras(tmp_path: pathlib.Path) -> None:
-    make_tree(tmp_path, {
-        "train": ["12_c1_a.jpg", "12_c2_b.png", "40_c3_x.JPG", "-1_c1_junk.jpg", "readme.md"],
-        "query": ["7_c1_q.png"],
-        "gallery": ["7_c2_g.png", "0_c3_d.png", "bad-name.png"],
-    })
+    make_tree(
+        tmp_path,
+        {
+            "train": ["12_c1_a.jpg", "12_c2_b.png", "40_c3_x.JPG", "-1_c1_junk.jpg", "readme.md"],
+            "query": ["7_c1_q.png"],
+            "gallery": ["7_c2_g.png", "0_c3_d.png", "bad-name.png"],
+        },
+    )
     data = load_dataset("folder", tmp_path)
     assert rows(data.train, "pid", "orig_pid", "camid") == [
-        ("12_c1_a.jpg", 0, 12, 0), ("12_c2_b.png", 0, 12, 1), ("40_c3_x.JPG", 1, 40, 2)]
+        ("12_c1_a.jpg", 0, 12, 0),
+        ("12_c2_b.png", 0, 12, 1),
+        ("40_c3_x.JPG", 1, 40, 2),
+    ]
     assert rows(data.gallery, "pid", "camid") == [("0_c3_d.png", 0, 2), ("7_c2_g.png", 7, 1)]
     assert sorted(pathlib.Path(p).name for p in data.skipped["path"]) == ["bad-name.png", "readme.md"]
 
@@ -230,9 +272,11 @@ def test_csv(tmp_path: pathlib.Path) -> None:
     write_image(outside)
     (tmp_path / "meta").mkdir()
     csv = tmp_path / "meta" / "data.csv"
-    csv.write_text("path,pid,camid,split\n"
-                   "../imgs/a.jpg,30,1,train\n../imgs/b.jpg,10,2,Train\n../imgs/q.jpg,5,1,query\n"
-                   f"../imgs/g.jpg,5,2,gallery\n{outside},0,3,gallery\n../imgs/junk.jpg,-1,1,gallery\n")
+    csv.write_text(
+        "path,pid,camid,split\n"
+        "../imgs/a.jpg,30,1,train\n../imgs/b.jpg,10,2,Train\n../imgs/q.jpg,5,1,query\n"
+        f"../imgs/g.jpg,5,2,gallery\n{outside},0,3,gallery\n../imgs/junk.jpg,-1,1,gallery\n"
+    )
     data = load_dataset("csv", csv)
     assert rows(data.train, "pid", "orig_pid", "camid") == [("a.jpg", 1, 30, 0), ("b.jpg", 0, 10, 1)]
     assert rows(data.gallery, "pid", "camid") == [("d.png", 0, 2), ("g.jpg", 5, 1)]
@@ -242,7 +286,7 @@ def test_csv(tmp_path: pathlib.Path) -> None:
 def test_csv_errors(tmp_path: pathlib.Path) -> None:
     bad_split = tmp_path / "bad_split.csv"
     bad_split.write_text("path,pid,camid,split\na.jpg,1,0,test\n")
-    with pytest.raises(ValueError, match=r"split value\(s\) \['test'\]"):
+    with pytest.raises(DataError, match=r"split value\(s\) \['test'\]"):
         load_dataset("folder", bad_split)
     no_cam = tmp_path / "no_cam.csv"
     no_cam.write_text("path,pid,split\na.jpg,1,train\n")
@@ -294,9 +338,14 @@ def cuhk03_split(people: int = 3, pairs: int = 2) -> dict[str, object]:
     n_train = 4 * people
     query = [n_train + 4 * k + 1 for k in range(people)]  # 1-based, the first image of each test person
     gallery = [i for i in range(n_train + 1, len(filelist) + 1) if i not in query]
-    return {"filelist": filelist, "labels": np.array(labels, float), "camId": np.ones(len(filelist)),
-            "train_idx": np.arange(1, n_train + 1, dtype=float), "query_idx": np.array(query, float),
-            "gallery_idx": np.array(gallery, float)}
+    return {
+        "filelist": filelist,
+        "labels": np.array(labels, float),
+        "camId": np.ones(len(filelist)),
+        "train_idx": np.arange(1, n_train + 1, dtype=float),
+        "query_idx": np.array(query, float),
+        "gallery_idx": np.array(gallery, float),
+    }
 
 
 def write_split_hdf5(path: pathlib.Path, split: dict[str, object]) -> None:
@@ -330,8 +379,12 @@ def mat5_matrix(name: str, value: object) -> bytes:
     else:
         mx_class, dims = 6, (len(value), 1)
         data = mat5_element(9, np.asarray(value, "<f8").tobytes())
-    body = (mat5_element(6, struct.pack("<II", mx_class, 0)) + mat5_element(5, struct.pack("<ii", *dims))
-            + mat5_element(1, name.encode()) + data)
+    body = (
+        mat5_element(6, struct.pack("<II", mx_class, 0))
+        + mat5_element(5, struct.pack("<ii", *dims))
+        + mat5_element(1, name.encode())
+        + data
+    )
     return mat5_element(14, body)
 
 
@@ -356,14 +409,22 @@ def test_cuhk03_new_protocol(tmp_path: pathlib.Path, split_format: str) -> None:
             write_split_mat5(path, cuhk03_split(), compress=split_format == "mat7")
 
     data = load_dataset("cuhk03", tmp_path)
-    assert data.summary().to_dict("index") == {"train": {"ids": 3, "images": 12, "cameras": 2},
-                                               "query": {"ids": 3, "images": 3, "cameras": 1},
-                                               "gallery": {"ids": 3, "images": 9, "cameras": 2}}
+    assert data.summary().to_dict("index") == {
+        "train": {"ids": 3, "images": 12, "cameras": 2},
+        "query": {"ids": 3, "images": 3, "cameras": 1},
+        "gallery": {"ids": 3, "images": 9, "cameras": 2},
+    }
     assert rows(data.train, "pid", "orig_pid", "camid")[:4] == [
-        ("1_001_1_01.png", 0, 101, 0), ("1_001_1_02.png", 0, 101, 0),
-        ("1_001_2_06.png", 0, 101, 1), ("1_001_2_07.png", 0, 101, 1)]
-    assert rows(data.query, "pid", "camid") == [("2_001_1_01.png", 201, 0), ("2_002_1_01.png", 202, 0),
-                                                ("2_003_1_01.png", 203, 0)]
+        ("1_001_1_01.png", 0, 101, 0),
+        ("1_001_1_02.png", 0, 101, 0),
+        ("1_001_2_06.png", 0, 101, 1),
+        ("1_001_2_07.png", 0, 101, 1),
+    ]
+    assert rows(data.query, "pid", "camid") == [
+        ("2_001_1_01.png", 201, 0),
+        ("2_002_1_01.png", 202, 0),
+        ("2_003_1_01.png", 203, 0),
+    ]
     cache = tmp_path / "images_detected"
     assert sorted(p.name for p in cache.iterdir()) == sorted(n.split("/")[1] for n in images if "detected" in n)
     for name in ("1_002_2_07.png", "2_003_1_02.png"):

@@ -6,15 +6,14 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from hacnn_tf.data.hacnn_preprocessor import HACNNPreprocessor
 from hacnn_tf.data.pipeline import (
-    decode_and_resize,
     epoch_plan,
     make_eval_dataset,
     make_train_dataset,
     random_erase,
     random_translate,
 )
-from hacnn_tf.data.normalization import normalize_images
 
 
 def encode(array: np.ndarray, mode: str, fmt: str = "PNG") -> bytes:
@@ -26,17 +25,17 @@ def encode(array: np.ndarray, mode: str, fmt: str = "PNG") -> bytes:
 def test_decode_grayscale_and_rgba_to_rgb_without_resampling_at_the_same_size():
     rng = np.random.default_rng(0)
     gray = rng.integers(0, 256, size=(16, 8), dtype=np.uint8)
-    decoded = decode_and_resize(encode(gray, "L"), (16, 8)).numpy()
+    decoded = HACNNPreprocessor((16, 8)).decode_and_resize(encode(gray, "L")).numpy()
     np.testing.assert_allclose(decoded, np.repeat(gray[:, :, None], 3, axis=2).astype("float32"), atol=1e-4)
     rgba = rng.integers(0, 256, size=(16, 8, 4), dtype=np.uint8)
-    decoded = decode_and_resize(encode(rgba, "RGBA"), (16, 8)).numpy()
+    decoded = HACNNPreprocessor((16, 8)).decode_and_resize(encode(rgba, "RGBA")).numpy()
     np.testing.assert_allclose(decoded, rgba[:, :, :3].astype("float32"), atol=1e-4)
 
 
 def test_resize_is_bilinear_like_pil():
     rng = np.random.default_rng(1)
     image = (rng.random((40, 20, 3)) * 255).astype(np.uint8)
-    ours = decode_and_resize(encode(image, "RGB"), (160, 64)).numpy()
+    ours = HACNNPreprocessor((160, 64)).decode_and_resize(encode(image, "RGB")).numpy()
     pil = np.asarray(Image.fromarray(image).resize((64, 160), Image.BILINEAR), dtype="float32")
     assert ours.shape == (160, 64, 3)
     assert np.abs(ours - pil).mean() < 2.0  # the same interpolation up to PIL's rounding to uint8 and edge handling
@@ -84,8 +83,9 @@ def test_pk_batches_hold_p_identities_with_k_images_each():
 
 def test_train_dataset_is_seeded_and_resumes_at_an_epoch(tiny_synthetic):
     table = tiny_synthetic.train
-    make = lambda seed, initial=0: make_train_dataset(table, (64, 32), 8, ["global_logits", "local_logits"],
-                                                      seed=seed, epochs=3, initial_epoch=initial)
+    make = lambda seed, initial=0: make_train_dataset(
+        table, (64, 32), 8, ["global_logits", "local_logits"], seed=seed, epochs=3, initial_epoch=initial
+    )
     first = list(make(0))
     steps = len(table) // 8
     assert len(first) == 3 * steps
@@ -104,5 +104,6 @@ def test_eval_dataset_keeps_order_and_normalises(tiny_synthetic):
     table = tiny_synthetic.query
     batches = list(make_eval_dataset(table, (64, 32), batch_size=5))
     assert sum(len(b) for b in batches) == len(table)
-    expected = normalize_images(decode_and_resize(tf.io.read_file(table["path"].iloc[6]), (64, 32)))
+    preprocessor = HACNNPreprocessor((64, 32))
+    expected = preprocessor.normalize(preprocessor.decode_and_resize(tf.io.read_file(table["path"].iloc[6])))
     np.testing.assert_allclose(batches[1][1], expected, atol=1e-6)

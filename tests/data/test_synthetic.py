@@ -12,16 +12,19 @@ import pytest
 from PIL import Image
 
 from hacnn_tf.data import load_dataset
-from hacnn_tf.data.synthetic import generate
-from hacnn_tf.data.synthetic import main
+from hacnn_tf.data.synthetic import generate, main
 
-TINY = dict(num_train_ids=4, num_test_ids=3, num_cameras=2, images_per_id_per_camera=(2, 3), num_distractors=3,
-            num_junk=2)
+TINY = dict(
+    num_train_ids=4, num_test_ids=3, num_cameras=2, images_per_id_per_camera=(2, 3), num_distractors=3, num_junk=2
+)
 
 
 def file_hashes(root: pathlib.Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -101,10 +104,25 @@ def test_invalid_parameters(tmp_path: pathlib.Path) -> None:
 
 
 def test_cli(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture) -> None:
-    main(["--root", str(tmp_path / "cli"), "--seed", "1", "--num-train-ids", "3", "--num-test-ids", "2",
-          "--num-cameras", "2", "--images-per-id-per-camera", "2", "2"])
+    main(
+        [
+            "--root",
+            str(tmp_path / "cli"),
+            "--seed",
+            "1",
+            "--num-train-ids",
+            "3",
+            "--num-test-ids",
+            "2",
+            "--num-cameras",
+            "2",
+            "--images-per-id-per-camera",
+            "2",
+            "2",
+        ]
+    )
     out = capsys.readouterr().out
-    assert "=> Loaded Market-1501" in out
+    assert "=> Loaded synthetic (Market-1501 layout)" in out
     assert "  query    |     2 |        4 |         2" in out
 
 
@@ -118,14 +136,14 @@ def colour_histograms(paths: pd.Series, stripes: int, bins: int = 8) -> np.ndarr
     for path in paths:
         pixels = np.asarray(Image.open(path).convert("RGB")) // (256 // bins)
         codes = (pixels[..., 0].astype(np.int64) * bins + pixels[..., 1]) * bins + pixels[..., 2]
-        parts = [np.bincount(s.ravel(), minlength=bins ** 3) / s.size for s in np.array_split(codes, stripes)]
+        parts = [np.bincount(s.ravel(), minlength=bins**3) / s.size for s in np.array_split(codes, stripes)]
         features.append(np.sqrt(np.concatenate(parts)))
     return np.stack(features)
 
 
 def market_rank1(query: pd.DataFrame, gallery: pd.DataFrame, qf: np.ndarray, gf: np.ndarray) -> float:
     """Rank-1 under the Market-1501 protocol: gallery images of the query's identity and camera are ignored."""
-    dist = (qf ** 2).sum(1)[:, None] + (gf ** 2).sum(1)[None] - 2 * qf @ gf.T
+    dist = (qf**2).sum(1)[:, None] + (gf**2).sum(1)[None] - 2 * qf @ gf.T
     qp, qc = query["pid"].to_numpy(), query["camid"].to_numpy()
     gp, gc = gallery["pid"].to_numpy(), gallery["camid"].to_numpy()
     dist[(qp[:, None] == gp[None]) & (qc[:, None] == gc[None])] = np.inf
@@ -139,10 +157,65 @@ def test_colour_histograms_do_not_identify_people(default_set: pathlib.Path) -> 
     show that the model learns the part-wise arrangement. 4 stripes of histograms see some arrangement but are
     still fooled by misalignment, clutter and the cameras."""
     data = load_dataset("market1501", default_set, verify=False)
-    global_rank1 = market_rank1(data.query, data.gallery, colour_histograms(data.query["path"], 1),
-                                colour_histograms(data.gallery["path"], 1))
-    stripes_rank1 = market_rank1(data.query, data.gallery, colour_histograms(data.query["path"], 4),
-                                 colour_histograms(data.gallery["path"], 4))
+    global_rank1 = market_rank1(
+        data.query, data.gallery, colour_histograms(data.query["path"], 1), colour_histograms(data.gallery["path"], 1)
+    )
+    stripes_rank1 = market_rank1(
+        data.query, data.gallery, colour_histograms(data.query["path"], 4), colour_histograms(data.gallery["path"], 4)
+    )
     print(f"colour histogram Rank-1: global {global_rank1:.3f}, 4 stripes {stripes_rank1:.3f}")
     assert global_rank1 < 0.5
     assert stripes_rank1 < 0.6
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Layouts, names and permissions
+
+
+def test_folder_layout_holds_the_same_set_for_the_folder_reader(tmp_path: pathlib.Path) -> None:
+    market = load_dataset("market1501", generate(tmp_path / "market", **TINY))
+    folder_root = generate(tmp_path / "folder", **TINY, layout="folder")
+    assert sorted(p.name for p in folder_root.iterdir() if p.is_dir()) == ["gallery", "query", "train"]
+    folder = load_dataset("folder", folder_root)
+    assert (market.name, folder.name) == ("synthetic (Market-1501 layout)", "synthetic (folder layout)")
+    for split in ("train", "query", "gallery"):
+        mine, theirs = getattr(folder, split), getattr(market, split)
+        assert [pathlib.Path(p).name for p in mine["path"]] == [pathlib.Path(p).name for p in theirs["path"]]
+        pd.testing.assert_frame_equal(mine.drop(columns=["path", "split"]), theirs.drop(columns=["path", "split"]))
+        assert [hashlib.sha256(pathlib.Path(p).read_bytes()).digest() for p in mine["path"]] == [
+            hashlib.sha256(pathlib.Path(p).read_bytes()).digest() for p in theirs["path"]
+        ]
+
+
+def test_the_set_gets_the_umask_permissions(tmp_path: pathlib.Path) -> None:
+    import os
+
+    previous = os.umask(0o027)
+    try:
+        root = generate(tmp_path / "set", **TINY)
+    finally:
+        os.umask(previous)
+    assert root.stat().st_mode & 0o777 == 0o750  # not tempfile.mkdtemp's 0o700
+
+
+def test_cli_options_have_help_and_defaults(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for option in ("--layout {market1501,folder}", "--num-distractors", "--num-junk", "--height", "--width"):
+        assert option in text
+    assert "(default: market1501)" in text and "(default: 100)" in text and "(default: (4, 6))" in text
+
+
+def test_cli_refuses_bad_options_in_one_line(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "mine.txt").write_text("not a data set")
+    for argv, message in (
+        (["--root", str(tmp_path / "taken")], "is not empty and holds no generated set"),
+        (["--root", str(tmp_path / "x"), "--num-cameras", "1"], "num_cameras must be within 2..9"),
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert (tmp_path / "taken" / "mine.txt").read_text() == "not a data set"

@@ -20,8 +20,16 @@ from hacnn_tf.evaluation import (
 from hacnn_tf.evaluation.distance import distance_blocks
 
 
-def _clustered(seed: int, num_q: int, num_g: int, dim: int = 16, num_ids: int = 30, num_cams: int = 4,
-               noise: float = 0.8, dtype: type = np.float32) -> tuple[np.ndarray, np.ndarray, tuple]:
+def _clustered(
+    seed: int,
+    num_q: int,
+    num_g: int,
+    dim: int = 16,
+    num_ids: int = 30,
+    num_cams: int = 4,
+    noise: float = 0.8,
+    dtype: type = np.float32,
+) -> tuple[np.ndarray, np.ndarray, tuple]:
     """Noisy copies of identity centres (tie-free); the first three query identities are absent from the gallery."""
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((num_ids + 3, dim))
@@ -35,17 +43,22 @@ def _clustered(seed: int, num_q: int, num_g: int, dim: int = 16, num_ids: int = 
 
 
 def _dense_distances(query: np.ndarray, gallery: np.ndarray, metric: str) -> tuple[np.ndarray, ...]:
-    return tuple(compute_distance_matrix(a, b, metric) for a, b in [(query, gallery), (query, query),
-                                                                    (gallery, gallery)])
+    return tuple(
+        compute_distance_matrix(a, b, metric) for a, b in [(query, gallery), (query, query), (gallery, gallery)]
+    )
 
 
-@pytest.mark.parametrize(("metric", "dtype", "block_size"), [("euclidean", np.float32, 7), ("cosine", np.float32, 64),
-                                                             ("euclidean", np.float64, 1000)])
-def test_matches_torchreid_on_the_dense_matrix(torchreid_rank: types.ModuleType, metric: str, dtype: type,
-                                               block_size: int) -> None:
+@pytest.mark.parametrize(
+    ("metric", "dtype", "block_size"),
+    [("euclidean", np.float32, 7), ("cosine", np.float32, 64), ("euclidean", np.float64, 1000)],
+)
+def test_matches_torchreid_on_the_dense_matrix(
+    torchreid_rank: types.ModuleType, metric: str, dtype: type, block_size: int
+) -> None:
     query, gallery, ids = _clustered(0, 60, 400, dtype=dtype)
-    expected_cmc, expected_map = torchreid_rank.eval_market1501(compute_distance_matrix(query, gallery, metric),
-                                                                *ids, 50)
+    expected_cmc, expected_map = torchreid_rank.eval_market1501(
+        compute_distance_matrix(query, gallery, metric), *ids, 50
+    )
     cmc, mean_ap = evaluate_features(query, gallery, *ids, metric=metric, block_size=block_size)
     np.testing.assert_allclose(cmc, expected_cmc, rtol=0, atol=1e-6)
     assert mean_ap == pytest.approx(expected_map, abs=1e-6)
@@ -95,19 +108,29 @@ def test_feature_blocks_equal_the_matrix_to_its_rounding() -> None:
         (4, 10, 30, 30, 60, 1.0, "euclidean", np.float32),  # neighbourhoods larger than the 40 samples
     ],
 )
-def test_re_ranking_features_matches_torchreid(torchreid_rerank: types.ModuleType, seed: int, num_q: int,
-                                               num_g: int, k1: int, k2: int, lambda_value: float, metric: str,
-                                               dtype: type) -> None:
+def test_re_ranking_features_matches_torchreid(
+    torchreid_rerank: types.ModuleType,
+    seed: int,
+    num_q: int,
+    num_g: int,
+    k1: int,
+    k2: int,
+    lambda_value: float,
+    metric: str,
+    dtype: type,
+) -> None:
     query, gallery, _ = _clustered(seed, num_q, num_g, num_ids=12, dtype=dtype)
-    expected = torchreid_rerank.re_ranking(*_dense_distances(query, gallery, metric), k1=k1, k2=k2,
-                                           lambda_value=lambda_value)
+    expected = torchreid_rerank.re_ranking(
+        *_dense_distances(query, gallery, metric), k1=k1, k2=k2, lambda_value=lambda_value
+    )
     actual = re_ranking_features(query, gallery, metric, k1=k1, k2=k2, lambda_value=lambda_value, block_size=16)
     assert actual.dtype == np.float32 and actual.shape == (num_q, num_g)
     np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-5)
 
 
-def test_reranked_evaluation_matches_torchreid(torchreid_rank: types.ModuleType,
-                                               torchreid_rerank: types.ModuleType) -> None:
+def test_reranked_evaluation_matches_torchreid(
+    torchreid_rank: types.ModuleType, torchreid_rerank: types.ModuleType
+) -> None:
     query, gallery, ids = _clustered(5, 60, 400, num_ids=25, noise=1.1)
     distmat = torchreid_rerank.re_ranking(*_dense_distances(query, gallery, "euclidean"))
     expected_cmc, expected_map = torchreid_rank.eval_market1501(distmat, *ids, 50)
@@ -178,8 +201,7 @@ def test_query_expansion_with_one_neighbour_changes_nothing() -> None:
 def test_query_expansion_before_ranking(torchreid_rank: types.ModuleType) -> None:
     query, gallery, ids = _clustered(9, 60, 400, num_ids=25, noise=1.2)
     expanded = average_query_expansion(query, gallery)
-    expected_cmc, expected_map = torchreid_rank.eval_market1501(compute_distance_matrix(*expanded, "cosine"), *ids,
-                                                                50)
+    expected_cmc, expected_map = torchreid_rank.eval_market1501(compute_distance_matrix(*expanded, "cosine"), *ids, 50)
     cmc, mean_ap = evaluate_features(query, gallery, *ids, metric="cosine", aqe=True)
     np.testing.assert_allclose(cmc, expected_cmc, rtol=0, atol=1e-6)
     assert mean_ap == pytest.approx(expected_map, abs=1e-6)
@@ -187,17 +209,20 @@ def test_query_expansion_before_ranking(torchreid_rank: types.ModuleType) -> Non
 
 
 @pytest.mark.parametrize("which", ["query", "gallery"])
-@pytest.mark.parametrize("entry", ["evaluate_features", "re_ranking_features", "compute_distance_matrix",
-                                   "average_query_expansion"])
+@pytest.mark.parametrize(
+    "entry", ["evaluate_features", "re_ranking_features", "compute_distance_matrix", "average_query_expansion"]
+)
 def test_non_finite_features_are_refused(which: str, entry: str) -> None:
     query, gallery, ids = _clustered(10, 20, 50)
     broken = query if which == "query" else gallery
     broken[[2, 5], 3] = np.nan
     broken[7, 0] = np.inf
-    calls = {"evaluate_features": lambda: evaluate_features(query, gallery, *ids),
-             "re_ranking_features": lambda: re_ranking_features(query, gallery),
-             "compute_distance_matrix": lambda: compute_distance_matrix(query, gallery),
-             "average_query_expansion": lambda: average_query_expansion(query, gallery)}
+    calls = {
+        "evaluate_features": lambda: evaluate_features(query, gallery, *ids),
+        "re_ranking_features": lambda: re_ranking_features(query, gallery),
+        "compute_distance_matrix": lambda: compute_distance_matrix(query, gallery),
+        "average_query_expansion": lambda: average_query_expansion(query, gallery),
+    }
     total = len(broken)
     with pytest.raises(ValueError, match=rf"{which} features hold non-finite values \(NaN or inf\) in 3 of {total}"):
         calls[entry]()

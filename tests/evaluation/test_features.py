@@ -1,8 +1,8 @@
 import numpy as np
 import pandas as pd
+from conftest import TINY_MODEL
 from PIL import Image
 
-from conftest import TINY_MODEL
 from hacnn_tf import HACNN
 from hacnn_tf.evaluation.features import extract_features
 

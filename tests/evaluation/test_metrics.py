@@ -126,7 +126,8 @@ def test_evaluate_reads_data_frames_and_reports_ranks() -> None:
     result = evaluate(distmat, query_df, gallery_df, ranks=(1, 2, 5))
     assert list(result) == ["mAP", "mINP", "rank1", "rank2", "rank5", "cmc"]
     assert (result["mAP"], result["mINP"], result["rank1"], result["rank2"], result["rank5"]) == pytest.approx(
-        (0.75, 0.75, 0.5, 1, 1))
+        (0.75, 0.75, 0.5, 1, 1)
+    )
     with pytest.raises(ValueError, match=r"ranks \[20\]"):
         evaluate(distmat, query_df, gallery_df, ranks=(1, 20))
 

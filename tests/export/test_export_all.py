@@ -6,12 +6,12 @@ import shutil
 
 import numpy as np
 import pytest
-
 from conftest import EXPORT_ALL_FORMATS
+
 from hacnn_tf.export import all as export_all_module
 from hacnn_tf.export import export_all, verify_manifest
-from hacnn_tf.export.manifest import MANIFEST, sha256_of
 from hacnn_tf.io_utils import exclusive_lock
+from hacnn_tf.manifest import MANIFEST, sha256_of
 from hacnn_tf.runtime import load_embedder
 from hacnn_tf.runtime.keras_model import KerasEmbedder
 
@@ -75,8 +75,9 @@ def test_arguments_are_checked_before_anything_is_written(export_model, exported
     assert not list(tmp_path.iterdir())
 
 
-def test_a_second_export_into_a_folder_is_refused_and_a_killed_ones_staging_is_removed(export_model, tmp_path,
-                                                                                          monkeypatch):
+def test_a_second_export_into_a_folder_is_refused_and_a_killed_ones_staging_is_removed(
+    export_model, tmp_path, monkeypatch
+):
     """Two exports into one folder once both converted for minutes, then the second failed renaming onto the
     first's folders; a killed export's staging folder stayed for good."""
     with exclusive_lock(tmp_path):  # another export, running

@@ -17,8 +17,11 @@ def test_ir_has_dynamic_batch_and_float32_weights(exported_formats):
     assert images.get_any_name() == "images" and embedding.get_any_name() == "embedding"
     assert str(images.get_partial_shape()) == "[?,64,32,3]" and str(embedding.get_partial_shape()) == "[?,64]"
     assert images.get_element_type() == embedding.get_element_type() == ov.Type.f32
-    weights = {op.get_element_type() for op in model.get_ops() if op.get_type_name() == "Constant"
-               and op.get_element_type().is_real()}
+    weights = {
+        op.get_element_type()
+        for op in model.get_ops()
+        if op.get_type_name() == "Constant" and op.get_element_type().is_real()
+    }
     assert weights == {ov.Type.f32}  # not compressed to fp16 (openvino.save_model's default)
 
 

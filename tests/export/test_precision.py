@@ -6,8 +6,8 @@ import collections
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import TINY_MODEL
+
 from hacnn_tf import HACNN
 from hacnn_tf.export import export_saved_model
 from hacnn_tf.export.all import parity
@@ -21,8 +21,11 @@ def op_dtypes(signature) -> collections.Counter:
     """`{(op type, T): count}` of the compute ops in a signature's graph and the functions it calls."""
     graph = signature.graph.as_graph_def()
     nodes = [*graph.node, *(node for function in graph.library.function for node in function.node_def)]
-    return collections.Counter((node.op, tf.dtypes.as_dtype(node.attr["T"].type).name) for node in nodes
-                               if node.op in ("Conv2D", "MatMul", "BatchMatMulV2"))
+    return collections.Counter(
+        (node.op, tf.dtypes.as_dtype(node.attr["T"].type).name)
+        for node in nodes
+        if node.op in ("Conv2D", "MatMul", "BatchMatMulV2")
+    )
 
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])

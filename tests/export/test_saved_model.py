@@ -11,10 +11,11 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import TINY_MODEL
+
 from hacnn_tf import HACNN, normalize_images
-from hacnn_tf.data.pipeline import DEFAULT_MAX_PIXELS, decode_and_resize
+from hacnn_tf.data.hacnn_preprocessor import HACNNPreprocessor
+from hacnn_tf.data.image_decoding import DEFAULT_MAX_PIXELS
 from hacnn_tf.export import export_saved_model
 from hacnn_tf.export.saved_model import _bytes_fn, _embedding_fn, check_saved_model
 from hacnn_tf.serving import build_predict_request, build_rest_body, parse_predict_response, parse_rest_response
@@ -42,7 +43,7 @@ def loaded(exported):
 
 
 def keras_embedding(model, image_files):
-    pixels = tf.stack([decode_and_resize(data, model.input_size) for data in image_files])
+    pixels = tf.stack([HACNNPreprocessor(model.input_size).decode_and_resize(data) for data in image_files])
     return model(normalize_images(pixels), training=False)["embedding"].numpy()
 
 
@@ -71,17 +72,28 @@ def test_export_has_the_permissions_of_the_umask(exported):
 
 
 def test_saved_model_cli_lists_the_documented_signatures(exported):
-    result = subprocess.run([pathlib.Path(sys.executable).parent / "saved_model_cli", "show", "--dir", str(exported),
-                             "--all"], capture_output=True, text=True, check=True)
-    for text in ("signature_def['serving_default']", "signature_def['embed_images']", "inputs['image_bytes']",
-                 "dtype: DT_STRING", "inputs['images']", "dtype: DT_FLOAT", "shape: (-1, 64, 32, 3)",
-                 "outputs['embedding']"):
+    result = subprocess.run(
+        [pathlib.Path(sys.executable).parent / "saved_model_cli", "show", "--dir", str(exported), "--all"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    for text in (
+        "signature_def['serving_default']",
+        "signature_def['embed_images']",
+        "inputs['image_bytes']",
+        "dtype: DT_STRING",
+        "inputs['images']",
+        "dtype: DT_FLOAT",
+        "shape: (-1, 64, 32, 3)",
+        "outputs['embedding']",
+    ):
         assert text in result.stdout
 
 
 def test_bytes_path_equals_tensor_path_equals_keras(loaded, model, image_files):
     from_bytes = loaded.signatures["serving_default"](image_bytes=tf.constant(image_files))["embedding"].numpy()
-    pixels = tf.stack([decode_and_resize(data, model.input_size) for data in image_files])
+    pixels = tf.stack([HACNNPreprocessor(model.input_size).decode_and_resize(data) for data in image_files])
     from_pixels = loaded.signatures["embed_images"](images=pixels)["embedding"].numpy()
     np.testing.assert_array_equal(from_bytes, from_pixels)
     np.testing.assert_allclose(from_bytes, keras_embedding(model, image_files), atol=1e-5)
@@ -94,7 +106,7 @@ def test_model_that_normalises_itself_is_not_normalised_twice(tmp_path, image_fi
     """A model with `include_preprocessing` takes pixels: the export hands them over as they are."""
     model = HACNN(None, include_preprocessing=True, **TINY_MODEL)
     loaded = tf.saved_model.load(str(export_saved_model(model, tmp_path, "hacnn", 1, check=False)))
-    pixels = tf.stack([decode_and_resize(data, model.input_size) for data in image_files])
+    pixels = tf.stack([HACNNPreprocessor(model.input_size).decode_and_resize(data) for data in image_files])
     exported = loaded.signatures["embed_images"](images=pixels)["embedding"].numpy()
     np.testing.assert_allclose(exported, model(pixels, training=False)["embedding"].numpy(), atol=1e-5)
     assert np.abs(exported - model(normalize_images(pixels), training=False)["embedding"].numpy()).max() > 1e-3
@@ -148,10 +160,13 @@ def test_warmup_records_are_real_prediction_logs(exported, loaded):
         assert loaded.signatures["serving_default"](image_bytes=tf.constant(images))["embedding"].shape == (size, 64)
 
 
-@pytest.mark.parametrize("payload,message", [
-    ([b"not an image at all"], "Unknown image file format"),
-    ([b""], "empty string"),
-])
+@pytest.mark.parametrize(
+    "payload,message",
+    [
+        ([b"not an image at all"], "Unknown image file format"),
+        ([b""], "empty string"),
+    ],
+)
 def test_bad_bytes_give_invalid_argument(loaded, payload, message):
     with pytest.raises(tf.errors.InvalidArgumentError, match=message):
         loaded.signatures["serving_default"](image_bytes=tf.constant(payload))
@@ -205,17 +220,33 @@ def test_docker_image_serves_the_export(tiny_synthetic):
     """Builds the Dockerfile and queries the container; runs only where a Docker engine answers."""
     docker = shutil.which("docker")
     if docker is None or subprocess.run([docker, "info"], capture_output=True).returncode != 0:
-        pytest.skip("not run: no Docker engine on this machine (docker info failed); the TF Serving contract is "
-                    "tested in-process above")
+        pytest.skip(
+            "not run: no Docker engine on this machine (docker info failed); the TF Serving contract is "
+            "tested in-process above"
+        )
     root = pathlib.Path(__file__).resolve().parents[2]
     # The build context is the repository: the checkpoint to serve is written inside it.
     checkpoint = root / "runs" / "docker_test" / "model.keras"
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
     HACNN(None, **TINY_MODEL).save(checkpoint)
-    subprocess.run([docker, "build", "-t", "hacnn-serving-test", "--build-arg",
-                    f"CHECKPOINT={checkpoint.relative_to(root)}", str(root)], check=True)
-    container = subprocess.run([docker, "run", "-d", "--rm", "-p", "127.0.0.1:18501:8501", "hacnn-serving-test"],
-                               capture_output=True, text=True, check=True).stdout.strip()
+    subprocess.run(
+        [
+            docker,
+            "build",
+            "-t",
+            "hacnn-serving-test",
+            "--build-arg",
+            f"CHECKPOINT={checkpoint.relative_to(root)}",
+            str(root),
+        ],
+        check=True,
+    )
+    container = subprocess.run(
+        [docker, "run", "-d", "--rm", "-p", "127.0.0.1:18501:8501", "hacnn-serving-test"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     try:
         import time
         import urllib.request
@@ -232,7 +263,8 @@ def test_docker_image_serves_the_export(tiny_synthetic):
         import keras
 
         model = keras.saving.load_model(checkpoint, compile=False)
-        np.testing.assert_allclose(embed_rest(images, "http://127.0.0.1:18501"), keras_embedding(model, images),
-                                   atol=1e-4)
+        np.testing.assert_allclose(
+            embed_rest(images, "http://127.0.0.1:18501"), keras_embedding(model, images), atol=1e-4
+        )
     finally:
         subprocess.run([docker, "stop", container], capture_output=True)

@@ -12,9 +12,29 @@ from hacnn_tf.export.tflite import (
 )
 from hacnn_tf.runtime.tflite import TFLiteEmbedder
 
-BUILTIN_ONLY = {"CONV_2D", "FULLY_CONNECTED", "BATCH_MATMUL", "ADD", "MUL", "SUB", "ABS", "PAD", "MIRROR_PAD",
-                "MAX_POOL_2D", "AVERAGE_POOL_2D", "CONCATENATION", "MEAN", "RESHAPE", "TRANSPOSE", "STRIDED_SLICE",
-                "TANH", "LOGISTIC", "L2_NORMALIZATION", "QUANTIZE", "DEQUANTIZE"}
+BUILTIN_ONLY = {
+    "CONV_2D",
+    "FULLY_CONNECTED",
+    "BATCH_MATMUL",
+    "ADD",
+    "MUL",
+    "SUB",
+    "ABS",
+    "PAD",
+    "MIRROR_PAD",
+    "MAX_POOL_2D",
+    "AVERAGE_POOL_2D",
+    "CONCATENATION",
+    "MEAN",
+    "RESHAPE",
+    "TRANSPOSE",
+    "STRIDED_SLICE",
+    "TANH",
+    "LOGISTIC",
+    "L2_NORMALIZATION",
+    "QUANTIZE",
+    "DEQUANTIZE",
+}
 
 
 @pytest.fixture(scope="module")
@@ -22,9 +42,15 @@ def trained_tiny(tiny_synthetic, tmp_path_factory):
     """A tiny HA-CNN trained a few epochs, so that quantisation is judged on a model whose ranking means something."""
     from hacnn_tf.trainer import fit, load_config
 
-    overrides = [f"output.dir={tmp_path_factory.mktemp('fit')}", "train.epochs=4", "train.batch_size=8",
-                 "eval.every=0", "output.tensorboard=false", "optimizer.learning_rate=0.002",
-                 *(f"model.{k}={v}" for k, v in TINY_MODEL.items())]
+    overrides = [
+        f"output.dir={tmp_path_factory.mktemp('fit')}",
+        "train.epochs=4",
+        "train.batch_size=8",
+        "eval.every=0",
+        "output.tensorboard=false",
+        "optimizer.learning_rate=0.002",
+        *(f"model.{k}={v}" for k, v in TINY_MODEL.items()),
+    ]
     model, _ = fit(load_config(None, overrides), tiny_synthetic, verbose=0)
     return model
 
@@ -36,8 +62,16 @@ def held_out(tmp_path_factory):
     from hacnn_tf.data import load_dataset
     from hacnn_tf.data.synthetic import generate
 
-    root = generate(tmp_path_factory.mktemp("held_out") / "set", num_train_ids=1, num_test_ids=40, num_cameras=3,
-                    images_per_id_per_camera=2, num_distractors=10, num_junk=0, seed=11)
+    root = generate(
+        tmp_path_factory.mktemp("held_out") / "set",
+        num_train_ids=1,
+        num_test_ids=40,
+        num_cameras=3,
+        images_per_id_per_camera=2,
+        num_distractors=10,
+        num_junk=0,
+        seed=11,
+    )
     return load_dataset("market1501", root)
 
 
@@ -47,8 +81,9 @@ def converted(trained_tiny, tiny_synthetic, held_out, tmp_path_factory):
     saved_model = export_saved_model(trained_tiny, out / "sm")
     calibration = load_pixels(tiny_synthetic.train, trained_tiny.input_size)
     paths = convert_tflite_variants(saved_model, {q: out / f"hacnn_{q}.tflite" for q in QUANTIZATIONS}, calibration)
-    report = parity_report(trained_tiny, paths, held_out.query, held_out.gallery, out / "parity",
-                           saved_model_dir=saved_model)
+    report = parity_report(
+        trained_tiny, paths, held_out.query, held_out.gallery, out / "parity", saved_model_dir=saved_model
+    )
     return paths, report, out
 
 

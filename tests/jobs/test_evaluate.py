@@ -2,9 +2,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import TINY_MODEL
 from PIL import Image
 
-from conftest import TINY_MODEL
 from hacnn_tf import HACNN
 from hacnn_tf.evaluation import average_query_expansion, compute_distance_matrix, evaluate_rank, re_ranking_features
 from hacnn_tf.evaluation.features import extract_features
@@ -51,17 +51,21 @@ def test_evaluate_command_writes_tables_and_cmc(tmp_path, tiny_model, tiny_synth
     # The command's numbers are evaluate_rank on the model's embeddings.
     query = extract_features(tiny_model, tiny_synthetic.query)
     gallery = extract_features(tiny_model, tiny_synthetic.gallery)
-    ids = (tiny_synthetic.query["pid"].to_numpy(), tiny_synthetic.gallery["pid"].to_numpy(),
-           tiny_synthetic.query["camid"].to_numpy(), tiny_synthetic.gallery["camid"].to_numpy())
+    ids = (
+        tiny_synthetic.query["pid"].to_numpy(),
+        tiny_synthetic.gallery["pid"].to_numpy(),
+        tiny_synthetic.query["camid"].to_numpy(),
+        tiny_synthetic.gallery["camid"].to_numpy(),
+    )
     cmc, mean_ap, mean_inp = evaluate_rank(compute_distance_matrix(query, gallery), *ids, return_minp=True)
-    assert table.loc["tiny.keras", "mAP"] == pytest.approx(100 * mean_ap, abs=1e-4)
-    assert table.loc["tiny.keras", "mINP"] == pytest.approx(100 * mean_inp, abs=1e-4)
-    assert table.loc["tiny.keras", "rank1"] == pytest.approx(100 * cmc[0], abs=1e-4)
+    assert table.loc["tiny.keras", "mAP"] == pytest.approx(mean_ap, abs=1e-6)
+    assert table.loc["tiny.keras", "mINP"] == pytest.approx(mean_inp, abs=1e-6)
+    assert table.loc["tiny.keras", "rank1"] == pytest.approx(cmc[0], abs=1e-6)
     np.testing.assert_allclose(curves["tiny.keras"], cmc, atol=1e-6)
     expanded_map = evaluate_rank(compute_distance_matrix(*average_query_expansion(query, gallery)), *ids)[1]
-    assert table.loc["tiny.keras + AQE", "mAP"] == pytest.approx(100 * expanded_map, abs=1e-4)
+    assert table.loc["tiny.keras + AQE", "mAP"] == pytest.approx(expanded_map, abs=1e-6)
     reranked_map = evaluate_rank(re_ranking_features(query, gallery), *ids)[1]
-    assert table.loc["tiny.keras + re-ranking", "mAP"] == pytest.approx(100 * reranked_map, abs=1e-4)
+    assert table.loc["tiny.keras + re-ranking", "mAP"] == pytest.approx(reranked_map, abs=1e-6)
 
 
 def test_evaluate_command_can_hide_minp(tmp_path, tiny_model, tiny_synthetic, capsys):
@@ -83,3 +87,37 @@ def test_evaluate_command_reads_torchreid_checkpoints_and_rejects_others(tmp_pat
     (tmp_path / "weights.h5").write_bytes(b"")
     with pytest.raises(ValueError, match="unknown checkpoint type"):
         load_checkpoint(tmp_path / "weights.h5")
+
+
+def test_an_export_is_evaluated_as_its_checkpoint_and_the_results_go_beside_it(
+    tmp_path, export_model, exported_formats, tiny_synthetic, capsys
+):
+    """One evaluation path: an export format folder, a model file in one and a SavedModel version folder give the
+    metrics of the model they were exported from (the same decoding, `Embedder.embed_files`); the tables go beside
+    the format folder, whose manifest still verifies."""
+    from hacnn_tf.manifest import manifest_model, verify_manifest
+
+    checkpoint = tmp_path / "tiny.keras"
+    export_model.save(checkpoint)
+    root = tiny_synthetic.train["path"].iloc[0].rsplit("/", 2)[0]
+    main([str(checkpoint), "market1501", root, "--output", str(tmp_path / "keras")])
+    reference = pd.read_csv(tmp_path / "keras.csv", index_col=0).iloc[0]
+    assert 0.0 < reference["mAP"] < 1.0
+    tflite_file = next(exported_formats["tflite-fp32"].glob("*.tflite"))
+    version = manifest_model(exported_formats["saved_model-fp32"])
+    assert (version / "saved_model.pb").is_file()
+    for model, stem in (
+        (exported_formats["onnx-fp32"], exported_formats["onnx-fp32"].parent / "onnx-fp32_market1501"),
+        (tflite_file, exported_formats["tflite-fp32"].parent / "tflite-fp32_market1501"),
+        (version, exported_formats["saved_model-fp32"].parent / "saved_model-fp32_market1501"),
+    ):
+        main([str(model), "market1501", root])
+        table = pd.read_csv(f"{stem}.csv", index_col=0).iloc[0]
+        for metric in ("mAP", "mINP", "rank1", "rank5"):
+            assert table[metric] == pytest.approx(reference[metric], abs=1e-3), (model, metric)
+    for folder in ("onnx-fp32", "tflite-fp32", "saved_model-fp32"):
+        verify_manifest(exported_formats[folder])
+    with pytest.raises(SystemExit) as refused:
+        main([str(tflite_file), "market1501", root, "--align-corners"])
+    assert refused.value.code == 2
+    assert "align_corners applies to torchreid checkpoints" in capsys.readouterr().err

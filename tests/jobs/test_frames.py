@@ -50,12 +50,19 @@ def test_greedy_assignment_takes_the_closest_pair_first():
 
 
 def test_association_accuracy_a_worked_case():
-    rows = pd.DataFrame([  # camera, frame, track, angle
-        (1, 0, 1, 0), (1, 0, 2, 90),
-        (1, 1, 1, 88), (1, 1, 2, 180),  # track 2 of frame 0 is 2 deg from track 1 here: both links swap
-        (1, 2, 1, 0),                   # track 2 has left; track 1 (88 deg before) is linked right
-        (2, 0, 3, 45), (2, 1, 3, 50), (2, 1, 4, 300),
-    ], columns=["camera", "frame", "track", "angle"])
+    rows = pd.DataFrame(
+        [  # camera, frame, track, angle
+            (1, 0, 1, 0),
+            (1, 0, 2, 90),
+            (1, 1, 1, 88),
+            (1, 1, 2, 180),  # track 2 of frame 0 is 2 deg from track 1 here: both links swap
+            (1, 2, 1, 0),  # track 2 has left; track 1 (88 deg before) is linked right
+            (2, 0, 3, 45),
+            (2, 1, 3, 50),
+            (2, 1, 4, 300),
+        ],
+        columns=["camera", "frame", "track", "angle"],
+    )
     accuracy, links = association_accuracy(at_angles(rows["angle"]), rows["track"], rows["camera"], rows["frame"])
     # right links: 0 of 2 (camera 1, frames 0-1), 1 of 1 (frames 1-2), 1 of 1 (camera 2; track 4 is new)
     assert (accuracy, links) == (pytest.approx(2 / 4), 4)
@@ -63,10 +70,16 @@ def test_association_accuracy_a_worked_case():
 
 
 def test_run_frames_demo_writes_what_its_embeddings_give(tmp_path, export_model):
-    crops = SyntheticConfig(num_train_ids=3, num_test_ids=5, num_cameras=3, images_per_id_per_camera=(2, 2),
-                            num_distractors=1, num_junk=1, seed=2)
-    root = generate_frames(tmp_path / "frames", FramesConfig(crops, num_people=4, num_frames=3, height=160,
-                                                             width=256))
+    crops = SyntheticConfig(
+        num_train_ids=3,
+        num_test_ids=5,
+        num_cameras=3,
+        images_per_id_per_camera=(2, 2),
+        num_distractors=1,
+        num_junk=1,
+        seed=2,
+    )
+    root = generate_frames(tmp_path / "frames", FramesConfig(crops, num_people=4, num_frames=3, height=160, width=256))
     metrics = run_frames_demo(export_model, root, tmp_path / "out", min_visibility=0.3)
 
     table = read_frame_annotations(root)
@@ -74,17 +87,27 @@ def test_run_frames_demo_writes_what_its_embeddings_give(tmp_path, export_model)
     files = list(dict.fromkeys(kept["file"]))
     embeddings = ReIDEmbedder(export_model)(
         [np.asarray(Image.open(root / name).convert("RGB")) for name in files],
-        [kept.loc[kept["file"] == name, ["x1", "y1", "x2", "y2"]].to_numpy() for name in files])
+        [kept.loc[kept["file"] == name, ["x1", "y1", "x2", "y2"]].to_numpy() for name in files],
+    )
     kept = pd.concat([kept[kept["file"] == name] for name in files])
     nearest, queries = cross_camera_matches(embeddings, kept["pid"], kept["camera"])
     pids = kept["pid"].to_numpy()
     accuracy, links = association_accuracy(embeddings, kept["track"], kept["camera"], kept["frame"])
     assert metrics == {
-        "frames": 9, "boxes": len(kept), "identities": 4, "queries": int(queries.sum()),
+        "frames": 9,
+        "boxes": len(kept),
+        "identities": 4,
+        "queries": int(queries.sum()),
         "cross_camera_rank1": pytest.approx(np.mean(pids[nearest][queries] == pids[queries]), abs=1e-12),
-        "associations": links, "association_accuracy": pytest.approx(accuracy, abs=1e-12), "min_visibility": 0.3}
-    assert links == sum(len(set(g[g["frame"] == f]["track"]) & set(g[g["frame"] == f + 1]["track"]))
-                        for _, g in kept.groupby("camera") for f in (0, 1))
+        "associations": links,
+        "association_accuracy": pytest.approx(accuracy, abs=1e-12),
+        "min_visibility": 0.3,
+    }
+    assert links == sum(
+        len(set(g[g["frame"] == f]["track"]) & set(g[g["frame"] == f + 1]["track"]))
+        for _, g in kept.groupby("camera")
+        for f in (0, 1)
+    )
 
     written = pd.read_csv(tmp_path / "out" / "frame_matches.csv")
     assert written["matched_pid"].tolist() == pids[nearest].tolist()
@@ -98,8 +121,9 @@ def test_run_frames_demo_writes_what_its_embeddings_give(tmp_path, export_model)
 def test_plot_frame_matches_frames_boxes_green_when_right_red_when_wrong(tmp_path):
     frame = np.full((120, 200, 3), 128, np.uint8)
     boxes = np.array([[20, 30, 60, 110], [120, 40, 170, 100]])
-    path = plot_frame_matches([frame], [boxes], [["7", "8 (is 9)"]], [np.array([True, False])], tmp_path / "f.png",
-                              titles=["camera 1"])
+    path = plot_frame_matches(
+        [frame], [boxes], [["7", "8 (is 9)"]], [np.array([True, False])], tmp_path / "f.png", titles=["camera 1"]
+    )
     pixels = np.asarray(Image.open(path).convert("RGB")).astype(int)
     assert pixels.shape == (120 + 30, 200, 3)  # one pixel a pixel, 0.3 in of title above
     # The left edges of the boxes (frame rows 70 and 80, under the 30 title rows): green, then red.
@@ -112,11 +136,19 @@ def test_plot_frame_matches_frames_boxes_green_when_right_red_when_wrong(tmp_pat
 
 @pytest.fixture(scope="module")
 def small_frames(tmp_path_factory):
-    crops = SyntheticConfig(num_train_ids=3, num_test_ids=4, num_cameras=2, images_per_id_per_camera=(2, 2),
-                            num_distractors=1, num_junk=1, seed=4)
-    return generate_frames(tmp_path_factory.mktemp("frames") / "frames",
-                           FramesConfig(crops, num_people=2, num_frames=2, height=96, width=128,
-                                        cameras_per_person=(2, 2)))
+    crops = SyntheticConfig(
+        num_train_ids=3,
+        num_test_ids=4,
+        num_cameras=2,
+        images_per_id_per_camera=(2, 2),
+        num_distractors=1,
+        num_junk=1,
+        seed=4,
+    )
+    return generate_frames(
+        tmp_path_factory.mktemp("frames") / "frames",
+        FramesConfig(crops, num_people=2, num_frames=2, height=96, width=128, cameras_per_person=(2, 2)),
+    )
 
 
 def _corrupted_copy(root, destination, edit):
@@ -137,6 +169,7 @@ def test_bad_annotations_and_frames_are_refused_naming_the_file_and_cell(small_f
             cells = lines[2].split(",")
             cells[columns.index(column)] = value
             (root / "annotations.csv").write_text("\n".join([*lines[:2], ",".join(cells), *lines[3:]]) + "\n")
+
         return edit
 
     for case, (column, value) in enumerate((("x1", "abc"), ("x1", ""), ("visibility", "nan"), ("pid", "7x"))):
@@ -144,18 +177,26 @@ def test_bad_annotations_and_frames_are_refused_naming_the_file_and_cell(small_f
         with pytest.raises(ValueError, match=rf"annotations\.csv: row 3, column {column}: .*not a number"):
             read_frame_annotations(root)
     not_csv = r"annotations\.csv is not a CSV table of frame annotations"
-    for case, (data, message) in enumerate((
-            (b"", not_csv), (b"\x00\xff\xfe binary", not_csv),
+    for case, (data, message) in enumerate(
+        (
+            (b"", not_csv),
+            (b"\x00\xff\xfe binary", not_csv),
             (f"{lines[0]}\n{lines[1]}\n{lines[2]},extra\n".encode(), not_csv),
             # pandas takes an extra first row's first cell for the index: the columns shift.
-            (f"{lines[0]}\n{lines[1]},extra\n{lines[2]}\n".encode(), r"row 2, column visibility: 'extra' is not a"))):
-        root = _corrupted_copy(small_frames, tmp_path / f"csv{case}",
-                               lambda r, data=data: (r / "annotations.csv").write_bytes(data))
+            (f"{lines[0]}\n{lines[1]},extra\n{lines[2]}\n".encode(), r"row 2, column visibility: 'extra' is not a"),
+        )
+    ):
+        root = _corrupted_copy(
+            small_frames, tmp_path / f"csv{case}", lambda r, data=data: (r / "annotations.csv").write_bytes(data)
+        )
         with pytest.raises(ValueError, match=message):
             read_frame_annotations(root)
     first = lines[1].split(",")[0]
-    root = _corrupted_copy(small_frames, tmp_path / "truncated",
-                           lambda r: (r / first).write_bytes((small_frames / first).read_bytes()[:300]))
+    root = _corrupted_copy(
+        small_frames,
+        tmp_path / "truncated",
+        lambda r: (r / first).write_bytes((small_frames / first).read_bytes()[:300]),
+    )
     with pytest.raises(ValueError, match=rf"{first}: not a readable image"):
         run_frames_demo(export_model, root, tmp_path / "out")
     assert not (tmp_path / "out").exists()

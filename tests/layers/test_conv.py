@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 import torch
-
 from conftest import (
     assert_matches_reference,
     load_torchreid_module,
@@ -9,12 +8,14 @@ from conftest import (
     run_layer_test,
     to_nhwc,
 )
+
 from hacnn_tf.convert.torchreid import conv_bn_variables
 from hacnn_tf.layers import ConvBNReLU
 
 
-@pytest.mark.parametrize("kernel,stride,padding,size", [(3, 2, 1, (80, 32)), (3, 2, 1, (6, 7)), (1, 1, 0, (5, 4)),
-                                                        (3, 1, 1, (7, 7))])
+@pytest.mark.parametrize(
+    "kernel,stride,padding,size", [(3, 2, 1, (80, 32)), (3, 2, 1, (6, 7)), (1, 1, 0, (5, 4)), (3, 1, 1, (7, 7))]
+)
 def test_conv_bn_relu_matches_torchreid_conv_block(torchreid_hacnn, kernel, stride, padding, size):
     reference = torchreid_hacnn.ConvBlock(5, 8, kernel, s=stride, p=padding)
     randomize_torch_module(reference, seed=kernel + stride)

@@ -1,7 +1,7 @@
 import pytest
 import torch
-
 from conftest import assert_matches_reference, randomize_torch_module, run_layer_test, to_nhwc
+
 from hacnn_tf.convert.torchreid import inception_a_variables, inception_b_variables
 from hacnn_tf.layers import InceptionA, InceptionB
 
@@ -18,7 +18,10 @@ def test_inception_a_matches_torchreid(torchreid_hacnn, size):
     # Negative inputs too: the average pool's zero padding must count in the mean (count_include_pad=True).
     x = torch.randn(3, 12, *size, generator=torch.Generator().manual_seed(1))
     run_layer_test(
-        InceptionA, dict(filters=16), to_nhwc(x), expected_output_shape=(3, *size, 16),
+        InceptionA,
+        dict(filters=16),
+        to_nhwc(x),
+        expected_output_shape=(3, *size, 16),
         expected_trainable_weights=7 * 4,
         expected_trainable_params=3 * (conv_params(12, 4, 1) + conv_params(4, 4, 3)) + conv_params(12, 4, 1),
     )
@@ -35,10 +38,16 @@ def test_inception_b_matches_torchreid(torchreid_hacnn, size, expected_size):
     # Signed inputs: PyTorch pads the max pool with -inf, so a zero pad would be wrong here.
     x = torch.randn(2, 8, *size, generator=torch.Generator().manual_seed(2)) - 1.0
     run_layer_test(
-        InceptionB, dict(filters=16), to_nhwc(x), expected_output_shape=(2, *expected_size, 16),
+        InceptionB,
+        dict(filters=16),
+        to_nhwc(x),
+        expected_output_shape=(2, *expected_size, 16),
         expected_trainable_weights=6 * 4,
-        expected_trainable_params=conv_params(8, 4, 1) + conv_params(4, 4, 3) + conv_params(8, 4, 1)
-        + 2 * conv_params(4, 4, 3) + conv_params(8, 8, 1),
+        expected_trainable_params=conv_params(8, 4, 1)
+        + conv_params(4, 4, 3)
+        + conv_params(8, 4, 1)
+        + 2 * conv_params(4, 4, 3)
+        + conv_params(8, 8, 1),
     )
     layer = InceptionB(16)
     layer.build((None, *size, 8))

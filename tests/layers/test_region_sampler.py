@@ -4,8 +4,8 @@ import pytest
 import tensorflow as tf
 import torch
 import torch.nn.functional as F
-
 from conftest import run_layer_test
+
 from hacnn_tf.layers import RegionSampler
 from hacnn_tf.layers.interpolation import align_corners_resize_matrix
 
@@ -37,8 +37,12 @@ def test_sampler_equals_pytorch_grid_sample(align_corners, input_size, output_si
     # Translations over the whole range, so stripes also leave the image (zero padding).
     t = rng.uniform(-1.0, 1.0, size=(3, 4, 2)).astype("float32")
     output = run_layer_test(
-        RegionSampler, dict(output_size=output_size, scale=(0.25, 1.0), align_corners=align_corners), (x, t),
-        expected_output_shape=(3, 4, *output_size, 5), expected_trainable_weights=0, expected_trainable_params=0,
+        RegionSampler,
+        dict(output_size=output_size, scale=(0.25, 1.0), align_corners=align_corners),
+        (x, t),
+        expected_output_shape=(3, 4, *output_size, 5),
+        expected_trainable_weights=0,
+        expected_trainable_params=0,
     )
     expected = torch_reference(x, t, output_size, align_corners).numpy()
     np.testing.assert_allclose(np.asarray(output), expected, atol=1e-5, rtol=0)
@@ -64,8 +68,9 @@ def test_align_corners_resize_matrix_is_pytorch_interpolate():
     x = torch.randn(1, 1, 7, 1, dtype=torch.float64)
     for size_out in (1, 3, 7, 12):
         expected = F.interpolate(x, size=(size_out, 1), mode="bilinear", align_corners=True)[0, 0, :, 0].numpy()
-        np.testing.assert_allclose(align_corners_resize_matrix(7, size_out) @ x[0, 0, :, 0].numpy(), expected,
-                                   atol=1e-6)
+        np.testing.assert_allclose(
+            align_corners_resize_matrix(7, size_out) @ x[0, 0, :, 0].numpy(), expected, atol=1e-6
+        )
 
 
 @pytest.mark.parametrize("align_corners", [False, True])
@@ -88,7 +93,7 @@ def test_sampler_gradient_wrt_translations(align_corners):
 
     # Against PyTorch autograd through grid_sample (float64).
     t_torch = torch.tensor(t, dtype=torch.float64, requires_grad=True)
-    reference = (torch_reference(x, t_torch, output_size, align_corners) * torch.as_tensor(weights, dtype=torch.float64))
+    reference = torch_reference(x, t_torch, output_size, align_corners) * torch.as_tensor(weights, dtype=torch.float64)
     reference.sum().backward()
     np.testing.assert_allclose(gradient, t_torch.grad.numpy(), rtol=1e-4, atol=1e-3)
 

@@ -9,8 +9,8 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import TINY_MODEL
+
 from hacnn_tf import HACNN
 from hacnn_tf.export import convert_tflite, export_saved_model
 from hacnn_tf.runtime.tflite import TFLiteEmbedder

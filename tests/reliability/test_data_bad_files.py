@@ -48,7 +48,7 @@ def test_files_pil_opens_but_tensorflow_refuses_are_skipped_and_listed(tmp_path)
     jpeg = encode(person(0), "JPEG")
     scan = jpeg.index(b"\xff\xda")
     bad = {
-        "bounding_box_train/0001_c3s1_000001_00.jpg": jpeg[:(scan + len(jpeg)) // 2],  # truncated in the scan
+        "bounding_box_train/0001_c3s1_000001_00.jpg": jpeg[: (scan + len(jpeg)) // 2],  # truncated in the scan
         "bounding_box_train/0002_c3s1_000001_00.bmp": encode(person(1).convert("1"), "BMP"),  # 1 bit per pixel
         "bounding_box_test/0101_c3s1_000001_00.jpg": encode(person(2), "TIFF"),  # TIFF named .jpg
     }
@@ -89,8 +89,8 @@ def write_csv(tmp_path: pathlib.Path, text: str) -> pathlib.Path:
 def test_csv_float_ids_empty_cells_and_empty_files_are_refused_with_the_line(tmp_path):
     header = "path,pid,camid,split\n"
     cases = {
-        header + "a.jpg,1,0,train\nb.jpg,1.7,1,train\nc.jpg,1.2,0,train\n":
-            r"line 3: pid '1.7' is not an integer \(a fractional id would be truncated and merge identities\)",
+        header
+        + "a.jpg,1,0,train\nb.jpg,1.7,1,train\nc.jpg,1.2,0,train\n": r"line 3: pid '1.7' is not an integer \(a fractional id would be truncated and merge identities\)",  # noqa: E501
         header + "a.jpg,1,0,train\nb.jpg,,1,train\n": "line 3: empty pid cell",
         header + "a.jpg,1,0,train\n\nb.jpg,2,1,train\nc.jpg,3,,query\n": r"line 5: empty camid cell \(1 row",
         header + "a.jpg,1,0.5,train\n": "line 2: camid '0.5' is not an integer",
@@ -110,7 +110,7 @@ def test_an_empty_training_split_says_so(tmp_path):
     data = load_dataset("csv", write_csv(tmp_path, "path,pid,camid,split\na.jpg,1,0,query\nb.jpg,1,1,gallery\n"))
     assert data.train.empty and len(data.query) == 1  # an evaluation-only table loads
     with pytest.raises(ValueError, match=r"folder: no training images \(the train split is empty\)"):
-        data.num_train_pids
+        _ = data.num_train_pids
     config = load_config(None, [f"output.dir={tmp_path / 'run'}", "output.tensorboard=false"])
     with pytest.raises(ValueError, match="training images"):  # not a classifier of 0 classes
         fit(config, data, verbose=0)

@@ -1,4 +1,4 @@
-"""The graph decoder (`decode_rgb`, `decode_and_resize`): palette BMPs in their colours, BMPs TensorFlow cannot read
+"""The graph decoder (`decode_rgb`, `HACNNPreprocessor`): palette BMPs in their colours, BMPs TensorFlow cannot read
 refused clearly, image sizes read from headers, and decompression bombs refused before anything is decoded."""
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from hacnn_tf.data.pipeline import DEFAULT_MAX_PIXELS, decode_and_resize, decode_rgb, header_size, make_eval_dataset
+from hacnn_tf.data.hacnn_preprocessor import HACNNPreprocessor
+from hacnn_tf.data.image_decoding import DEFAULT_MAX_PIXELS, decode_rgb, header_size
+from hacnn_tf.data.pipeline import make_eval_dataset
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
@@ -41,8 +43,12 @@ def constant_png(width: int, height: int, value: int = 200, rows_per_block: int 
     checksum = 1
     for _ in range(height // rows_per_block):
         checksum = zlib.adler32(block, checksum)
-    stream = (b"\x78\xda" + piece * (height // rows_per_block) + zlib.compressobj(9, zlib.DEFLATED, -15).flush()
-              + struct.pack(">I", checksum))
+    stream = (
+        b"\x78\xda"
+        + piece * (height // rows_per_block)
+        + zlib.compressobj(9, zlib.DEFLATED, -15).flush()
+        + struct.pack(">I", checksum)
+    )
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", stream) + png_chunk(b"IEND", b"")
 
@@ -53,19 +59,18 @@ def constant_jpeg(width: int, height: int) -> bytes:
     bytes PIL writes for a 32 x 8 mid-gray image; its header gets the new size."""
     data = encode(Image.new("L", (32, 8), 128), "JPEG", quality=90)
     sos = data.index(b"\xff\xda")
-    scan = sos + 2 + struct.unpack(">H", data[sos + 2:sos + 4])[0]
+    scan = sos + 2 + struct.unpack(">H", data[sos + 2 : sos + 4])[0]
     assert data[scan:-2] == b"\x28\xa2\x8a"
     header = bytearray(data[:scan])
     sof = data.index(b"\xff\xc0")
-    header[sof + 5:sof + 9] = struct.pack(">HH", height, width)
+    header[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
     return bytes(header) + b"\x28\xa2\x8a" * (width * height // 256) + b"\xff\xd9"
 
 
 def serving_decode(max_pixels: int | None, size=(16, 8)):
-    """Decoding as the `serving_default` signature does: `tf.map_fn` inside `tf.function(autograph=False)`."""
-    return tf.function(lambda batch: tf.map_fn(lambda data: decode_and_resize(data, size, max_pixels=max_pixels),
-                                               batch, fn_output_signature=tf.TensorSpec((*size, 3), tf.float32)),
-                       autograph=False)
+    """Decoding as the `serving_default` signature does: the preprocessor's call (a `tf.map_fn`) inside
+    `tf.function(autograph=False)`."""
+    return tf.function(HACNNPreprocessor(size, max_pixels=max_pixels), autograph=False)
 
 
 @pytest.fixture(scope="module")
@@ -74,12 +79,19 @@ def images() -> dict[str, bytes]:
     rgb = Image.fromarray(np.random.default_rng(0).integers(0, 256, (17, 9, 3), dtype=np.uint8))
     top_down = bytearray(encode(rgb, "BMP"))
     top_down[22:26] = struct.pack("<i", -17)  # a negative height: rows stored top to bottom
-    return {"jpeg": encode(rgb, "JPEG"), "progressive_jpeg": encode(rgb, "JPEG", progressive=True),
-            "png": encode(rgb, "PNG"), "bmp24": encode(rgb, "BMP"), "bmp32": encode(rgb.convert("RGBA"), "BMP"),
-            "bmp_top_down": bytes(top_down), "bmp_palette": encode(rgb.convert("P", colors=50), "BMP"),
-            "gif": encode(rgb, "GIF"), "webp_lossy": encode(rgb, "WEBP"),
-            "webp_lossless": encode(rgb, "WEBP", lossless=True),
-            "webp_extended": encode(rgb.convert("RGBA"), "WEBP", exif=b"Exif\0\0")}
+    return {
+        "jpeg": encode(rgb, "JPEG"),
+        "progressive_jpeg": encode(rgb, "JPEG", progressive=True),
+        "png": encode(rgb, "PNG"),
+        "bmp24": encode(rgb, "BMP"),
+        "bmp32": encode(rgb.convert("RGBA"), "BMP"),
+        "bmp_top_down": bytes(top_down),
+        "bmp_palette": encode(rgb.convert("P", colors=50), "BMP"),
+        "gif": encode(rgb, "GIF"),
+        "webp_lossy": encode(rgb, "WEBP"),
+        "webp_lossless": encode(rgb, "WEBP", lossless=True),
+        "webp_extended": encode(rgb.convert("RGBA"), "WEBP", exif=b"Exif\0\0"),
+    }
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -90,7 +102,7 @@ def test_palette_bmp_decodes_to_its_colours_in_training_and_serving(tmp_path):
     red = encode(Image.new("RGB", (8, 16), (255, 0, 0)).convert("P"), "BMP")
     assert red[28] == 8  # 8 bits per pixel: palette indices
     expected = np.broadcast_to([255.0, 0, 0], (16, 8, 3))
-    np.testing.assert_array_equal(decode_and_resize(red, (16, 8)).numpy(), expected)
+    np.testing.assert_array_equal(HACNNPreprocessor((16, 8)).decode_and_resize(red).numpy(), expected)
     np.testing.assert_array_equal(serving_decode(DEFAULT_MAX_PIXELS)(tf.constant([red]))[0].numpy(), expected)
     # many colours, a partial palette: exactly PIL's RGB conversion
     rng = np.random.default_rng(1)
@@ -99,8 +111,7 @@ def test_palette_bmp_decodes_to_its_colours_in_training_and_serving(tmp_path):
     np.testing.assert_array_equal(decode_rgb(data).numpy(), np.asarray(image.convert("RGB")))
     # the training / evaluation pipeline reads files through the same function
     (tmp_path / "red.bmp").write_bytes(red)
-    batch = next(iter(make_eval_dataset(pd.DataFrame({"path": [str(tmp_path / "red.bmp")]}), (16, 8),
-                                        normalize=False)))
+    batch = next(iter(make_eval_dataset(pd.DataFrame({"path": [str(tmp_path / "red.bmp")]}), (16, 8), normalize=False)))
     np.testing.assert_array_equal(batch[0].numpy(), expected)
 
 
@@ -141,9 +152,9 @@ def test_pixel_limit_is_exact_for_every_format_in_the_serving_graph(images):
         with pytest.raises(tf.errors.InvalidArgumentError, match=r"more than the limit of 152 pixels.*\[17\] \[9\]"):
             one_less(tf.constant([data]))
     # eagerly as well (the training pipeline's graph is a tf.data function)
-    assert decode_and_resize(images["png"], (16, 8), max_pixels=153).shape == (16, 8, 3)
+    assert HACNNPreprocessor((16, 8), max_pixels=153).decode_and_resize(images["png"]).shape == (16, 8, 3)
     with pytest.raises(tf.errors.InvalidArgumentError, match="Image too large"):
-        decode_and_resize(images["png"], (16, 8), max_pixels=152)
+        HACNNPreprocessor((16, 8), max_pixels=152).decode_and_resize(images["png"])
     # a format whose size is not read is refused under a limit, and still goes to the decoder without one
     with pytest.raises(tf.errors.InvalidArgumentError, match="Unknown image file format: with a pixel limit"):
         fits(tf.constant([b"\xff\x0a\xfa\x7f"]))
@@ -168,8 +179,11 @@ def test_gif_frames_count_against_the_limit():
     assert header_size(bomb).numpy().tolist() == [10, 10]
     assert decode_rgb(bomb).shape == (800, 800, 3)
     assert decode_rgb(bomb, max_pixels=800 * 800).shape == (800, 800, 3)
-    with pytest.raises(tf.errors.InvalidArgumentError, match=r"GIF too large: its frames hold more than the limit "
-                                                             r"of 639999 pixels.*\[640000\]"):
+    with pytest.raises(
+        tf.errors.InvalidArgumentError,
+        match=r"GIF too large: its frames hold more than the limit "
+        r"of 639999 pixels.*\[640000\]",
+    ):
         serving_decode(800 * 800 - 1)(tf.constant([bomb]))
     rng = np.random.default_rng(2)
     frames = [Image.fromarray(rng.integers(0, 256, (17, 9, 3), dtype=np.uint8)) for _ in range(3)]
@@ -182,13 +196,14 @@ def test_gif_frames_count_against_the_limit():
 _BOMB_SCRIPT = """
 import json, sys, time
 import tensorflow as tf
-from hacnn_tf.data.pipeline import DEFAULT_MAX_PIXELS, decode_and_resize
+from hacnn_tf.data.hacnn_preprocessor import HACNNPreprocessor
+from hacnn_tf.data.image_decoding import DEFAULT_MAX_PIXELS
 
 def peak_kb():
     return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
 
 decode = tf.function(lambda batch: tf.map_fn(
-    lambda data: decode_and_resize(data, (160, 64), max_pixels=DEFAULT_MAX_PIXELS), batch,
+    HACNNPreprocessor((160, 64), max_pixels=DEFAULT_MAX_PIXELS).decode_and_resize, batch,
     fn_output_signature=tf.TensorSpec((160, 64, 3), tf.float32)), autograph=False)
 decode(tf.constant([open(sys.argv[1], "rb").read()]))  # traced and warm
 results = {}
@@ -219,14 +234,21 @@ def test_decompression_bombs_are_refused_before_decoding(tmp_path, monkeypatch):
     # the same constructions at a small size are valid images of the intended value
     np.testing.assert_array_equal(decode_rgb(constant_png(300, 200)).numpy(), np.full((200, 300, 3), 200))
     np.testing.assert_array_equal(decode_rgb(constant_jpeg(96, 64)).numpy(), np.full((64, 96, 3), 128))
-    expected = {"bomb.png": (png, "[15000] [15000]"), "bomb.jpg": (jpeg, "[20000] [20000]"),
-                "bomb.gif": (gif, "GIF too large: its frames hold more than the limit")}
+    expected = {
+        "bomb.png": (png, "[15000] [15000]"),
+        "bomb.jpg": (jpeg, "[20000] [20000]"),
+        "bomb.gif": (gif, "GIF too large: its frames hold more than the limit"),
+    }
     (tmp_path / "small.jpg").write_bytes(constant_jpeg(64, 96))
     for name, (data, _) in expected.items():
         (tmp_path / name).write_bytes(data)
-    result = subprocess.run([sys.executable, "-c", _BOMB_SCRIPT, str(tmp_path / "small.jpg"),
-                             *(str(tmp_path / name) for name in expected)],
-                            capture_output=True, text=True, cwd=REPO, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", _BOMB_SCRIPT, str(tmp_path / "small.jpg"), *(str(tmp_path / name) for name in expected)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     outcomes = json.loads(result.stdout.strip().splitlines()[-1])
     for name, (_, message) in expected.items():
@@ -241,10 +263,16 @@ def test_limit_holds_in_a_saved_model_loaded_into_a_tf1_session(tmp_path):
     decodes a small image and refuses a large one."""
     module = tf.Module()
     module.decode = tf.function(
-        lambda image_bytes: {"pixels": tf.map_fn(
-            lambda data: decode_and_resize(data, (16, 8), max_pixels=100 * 64), image_bytes,
-            fn_output_signature=tf.TensorSpec((16, 8, 3), tf.float32))},
-        input_signature=[tf.TensorSpec((None,), tf.string, "image_bytes")], autograph=False)
+        lambda image_bytes: {
+            "pixels": tf.map_fn(
+                HACNNPreprocessor((16, 8), max_pixels=100 * 64).decode_and_resize,
+                image_bytes,
+                fn_output_signature=tf.TensorSpec((16, 8, 3), tf.float32),
+            )
+        },
+        input_signature=[tf.TensorSpec((None,), tf.string, "image_bytes")],
+        autograph=False,
+    )
     tf.saved_model.save(module, str(tmp_path / "sm"), signatures={"serving_default": module.decode})
     small = encode(Image.new("RGB", (64, 100), (10, 20, 30)), "PNG")
     large = encode(Image.new("RGB", (64, 101), (10, 20, 30)), "JPEG")

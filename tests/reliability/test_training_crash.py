@@ -29,14 +29,16 @@ import pandas as pd
 import pytest
 
 from hacnn_tf.callbacks import CHECKPOINT_INFO, checkpoint_info, committed_backups, restore_backup
-from hacnn_tf.trainer import open_run
+from hacnn_tf.run_folder import open_run
 
 # Shared by the child process and the checks here.
 SCENARIO = r'''
 import pathlib, types
 import keras, numpy as np
 from hacnn_tf.callbacks import ReIDEvaluation
-from hacnn_tf.trainer import build_callbacks, load_config, open_run
+from hacnn_tf.config import load_config
+from hacnn_tf.run_folder import open_run
+from hacnn_tf.trainer import build_callbacks
 from hacnn_tf.callbacks import restore_backup
 
 MAPS = (0.5, 0.7)  # the val_mAP of epochs 1 and 2, each a new best
@@ -221,17 +223,21 @@ def check_resumable(run_dir: pathlib.Path) -> int:
             restored, expected = NAMESPACE["make_model"](), NAMESPACE["make_model"]()
             restore_backup(restored, run.backup)
             NAMESPACE["set_state"](expected, epoch)
-            for a, b in zip([*restored.weights, *restored.optimizer.variables],
-                            [*expected.weights, *expected.optimizer.variables], strict=True):
+            for a, b in zip(
+                [*restored.weights, *restored.optimizer.variables],
+                [*expected.weights, *expected.optimizer.variables],
+                strict=True,
+            ):
                 np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=f"{run_dir}: {b.path}")
             log = pd.read_csv(run_dir / "training_log.csv")
-            assert log["epoch"].tolist() == list(range(epoch)), f"{run_dir}: CSV rows {log['epoch'].tolist()}"
+            assert log["epoch"].tolist() == list(range(1, epoch + 1)), f"{run_dir}: CSV rows {log['epoch'].tolist()}"
             np.testing.assert_allclose(log["val_mAP"], NAMESPACE["MAPS"][:epoch])
         for name in ("best.keras", "last.keras"):  # whole checkpoints, or none
             if (run_dir / name).exists():
                 with zipfile.ZipFile(run_dir / name) as archive:
                     assert archive.testzip() is None and {"config.json", "model.weights.h5", CHECKPOINT_INFO} <= set(
-                        archive.namelist()), f"{run_dir / name}: {archive.namelist()}"
+                        archive.namelist()
+                    ), f"{run_dir / name}: {archive.namelist()}"
         # The threshold is never below the best.keras on disk (which may be of the epoch that was not committed).
         info = checkpoint_info(run_dir / "best.keras")
         reached = [*NAMESPACE["MAPS"][:epoch], *([info["value"]] if info else [])]
@@ -243,8 +249,13 @@ def check_resumable(run_dir: pathlib.Path) -> int:
 def fault_matrix(tmp_path_factory):
     root = tmp_path_factory.mktemp("faults")
     results = root / "results.json"
-    child = subprocess.run([sys.executable, "-c", CHILD, str(root), str(results)], capture_output=True, text=True,
-                           timeout=1200, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""})
+    child = subprocess.run(
+        [sys.executable, "-c", CHILD, str(root), str(results)],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""},
+    )
     assert child.returncode == 0, child.stderr[-4000:]
     return root, json.loads(results.read_text())
 
@@ -256,8 +267,15 @@ def test_a_kill_at_any_step_of_an_epoch_end_or_a_restart_leaves_one_committed_ep
     assert check_resumable(root / "count") == 2
     # Every kind of step is in the matrix: the checkpoints' temporary files, the staging folder, the commit...
     names = [f"{event} {path}" for event, path, *_ in steps]
-    for expected in ("os.mkdir backup", "-> backup/epoch-000001", "-> backup/epoch-000002", "open training_log.csv",
-                     "fsync backup", "os.rename backup/epoch-000001 -> backup/.trash-", "shutil.rmtree backup/.trash-"):
+    for expected in (
+        "os.mkdir backup",
+        "-> backup/epoch-000001",
+        "-> backup/epoch-000002",
+        "open training_log.csv",
+        "fsync backup",
+        "os.rename backup/epoch-000001 -> backup/.trash-",
+        "shutil.rmtree backup/.trash-",
+    ):
         assert any(expected in name for name in names), expected
     rows, previous = [], 0
     for name in sorted(codes, key=lambda n: (int(n.split("-")[1]), n)):
@@ -301,11 +319,14 @@ def fill(mount: pathlib.Path, free: int) -> pathlib.Path:
 def test_a_real_full_disk_during_an_epoch_end_fails_clearly_and_leaves_one_committed_epoch(tmp_path):
     mount = tmp_path / "disk"
     mount.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True,
-                             text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True, text=True
+    )
     if mounted.returncode:
-        pytest.skip(f"mounting a tmpfs is not permitted here ({mounted.stderr.strip()}); the full disk is covered by "
-                    f"the ENOSPC steps of test_a_full_disk_at_any_step_fails_clearly_and_leaves_one_committed_epoch")
+        pytest.skip(
+            f"mounting a tmpfs is not permitted here ({mounted.stderr.strip()}); the full disk is covered by "
+            f"the ENOSPC steps of test_a_full_disk_at_any_step_fails_clearly_and_leaves_one_committed_epoch"
+        )
     try:
         model, outcomes = NAMESPACE["make_model"](), []
         for free in range(0, 200 * 4096, 4096):
@@ -324,8 +345,11 @@ def test_a_real_full_disk_during_an_epoch_end_fails_clearly_and_leaves_one_commi
             shutil.rmtree(run_dir)
             if outcome == "completed":
                 break
-        print("\n".join(f"{free:>7} bytes free: {outcome:9} -> resumes at epoch {epoch}"
-                        for free, outcome, epoch in outcomes))
+        print(
+            "\n".join(
+                f"{free:>7} bytes free: {outcome:9} -> resumes at epoch {epoch}" for free, outcome, epoch in outcomes
+            )
+        )
         assert outcomes[0][1] == "ENOSPC" and outcomes[-1][1:] == ("completed", 2)
         assert {epoch for _, outcome, epoch in outcomes if outcome == "ENOSPC"} == {1}
     finally:

@@ -14,8 +14,10 @@ from hacnn_tf.runtime.openvino import OpenVINOEmbedder
 
 @pytest.fixture(scope="module")
 def files(exported_formats):
-    return {"onnx": exported_formats["onnx-fp32"] / "hacnn.onnx",
-            "openvino": exported_formats["openvino-fp32"] / "hacnn.xml"}
+    return {
+        "onnx": exported_formats["onnx-fp32"] / "hacnn.onnx",
+        "openvino": exported_formats["openvino-fp32"] / "hacnn.xml",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -25,14 +27,17 @@ def pixels():
 
 def test_load_embedder_recognises_onnx_and_openvino(files, export_model, pixels):
     reference = KerasEmbedder(export_model)(pixels)
-    for path, cls, kwargs in ((files["onnx"], ONNXEmbedder, {}),
-                              (files["openvino"], OpenVINOEmbedder, {"inference_precision": "f32"})):
+    for path, cls, kwargs in (
+        (files["onnx"], ONNXEmbedder, {}),
+        (files["openvino"], OpenVINOEmbedder, {"inference_precision": "f32"}),
+    ):
         embedder = load_embedder(path, num_threads=2, batch_size=2, **kwargs)  # 5 images: batches of 2, 2, 1
         assert type(embedder) is cls and isinstance(embedder, Embedder)
         assert embedder.input_size == (64, 32) and embedder.feature_dim == 64
         np.testing.assert_allclose(embedder(pixels), reference, atol=1e-5, err_msg=str(path))
-        np.testing.assert_allclose(embedder(pixels.astype(np.uint8)), KerasEmbedder(export_model)(
-            pixels.astype(np.uint8)), atol=1e-5)
+        np.testing.assert_allclose(
+            embedder(pixels.astype(np.uint8)), KerasEmbedder(export_model)(pixels.astype(np.uint8)), atol=1e-5
+        )
         assert embedder(pixels[:0]).shape == (0, 64)
         with pytest.raises(ValueError, match=r"takes pixels of shape \(N, 64, 32, 3\); got \(5, 32, 64, 3\)"):
             embedder(pixels.transpose(0, 2, 1, 3))

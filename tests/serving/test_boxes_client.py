@@ -17,8 +17,11 @@ from hacnn_tf.tracking import ReIDEmbedder
 def camera_frames():
     rng = np.random.default_rng(2)
     frames = [rng.integers(0, 256, size, dtype=np.uint8) for size in ((90, 120, 3), (60, 80, 3), (100, 50, 3))]
-    boxes = [np.array([[5, 5, 40, 80], [60, 10, 119, 89], [0, 0, 0, 0], [100, 50, 300, 400], [3, 3, 5, 4]]),
-             np.zeros((0, 4)), np.array([[10, 10, 40, 90]])]
+    boxes = [
+        np.array([[5, 5, 40, 80], [60, 10, 119, 89], [0, 0, 0, 0], [100, 50, 300, 400], [3, 3, 5, 4]]),
+        np.zeros((0, 4)),
+        np.array([[10, 10, 40, 90]]),
+    ]
     return frames, [tf.io.encode_png(frame).numpy() for frame in frames], boxes
 
 
@@ -41,8 +44,10 @@ def test_rest_body_runs_through_the_session_loader(session, export_model, camera
     assert base64.b64decode(request["instances"][2]["frame_bytes"]["b64"]) == encoded[2]
     assert np.array(request["instances"][1]["boxes"]).shape == (4, 4)
     # What TF Serving feeds for the row format: each input stacked across instances.
-    feeds = {"frame_bytes": np.array([base64.b64decode(i["frame_bytes"]["b64"]) for i in request["instances"]]),
-             "boxes": np.array([i["boxes"] for i in request["instances"]], np.float32)}
+    feeds = {
+        "frame_bytes": np.array([base64.b64decode(i["frame_bytes"]["b64"]) for i in request["instances"]]),
+        "boxes": np.array([i["boxes"] for i in request["instances"]], np.float32),
+    }
     embedding = session.run("embed_boxes", feeds)["embedding"]
     response = json.dumps({"predictions": embedding.tolist()})
     got = take_boxes(json.loads(response)["predictions"], take)
@@ -51,8 +56,9 @@ def test_rest_body_runs_through_the_session_loader(session, export_model, camera
     np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
 
 
-def test_grpc_request_runs_through_the_session_loader_and_merges_like_server_batching(session, export_model,
-                                                                                      camera_frames):
+def test_grpc_request_runs_through_the_session_loader_and_merges_like_server_batching(
+    session, export_model, camera_frames
+):
     frames, encoded, boxes = camera_frames
     first, take_first = build_boxes_predict_request(encoded[:2], boxes[:2])
     second, take_second = build_boxes_predict_request(encoded[2:], boxes[2:])

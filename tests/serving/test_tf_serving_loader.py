@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from hacnn_tf.data.pipeline import decode_and_resize
+from hacnn_tf.data.hacnn_preprocessor import HACNNPreprocessor
 from hacnn_tf.export.saved_model import check_saved_model, remove_orphaned_staging
 from hacnn_tf.layers.preprocessing import model_inputs
 from hacnn_tf.serving.config import read_batching_parameters
@@ -42,28 +42,47 @@ def test_saved_model_cli_run_serves_every_signature_equal_to_keras(exported_save
     np.save(tmp_path / "bytes.npy", encoded)
     cli = pathlib.Path(sys.executable).parent / "saved_model_cli"
     outputs = {}
-    for signature, feed in (("embed_images", "images=" + str(tmp_path / "images.npy")),
-                            ("serving_default", "image_bytes=" + str(tmp_path / "bytes.npy"))):
+    for signature, feed in (
+        ("embed_images", "images=" + str(tmp_path / "images.npy")),
+        ("serving_default", "image_bytes=" + str(tmp_path / "bytes.npy")),
+    ):
         outdir = tmp_path / signature
-        result = subprocess.run([cli, "run", "--dir", str(exported_saved_model), "--tag_set", "serve",
-                                 "--signature_def", signature, "--inputs", feed, "--outdir", str(outdir)],
-                                capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        result = subprocess.run(
+            [
+                cli,
+                "run",
+                "--dir",
+                str(exported_saved_model),
+                "--tag_set",
+                "serve",
+                "--signature_def",
+                signature,
+                "--inputs",
+                feed,
+                "--outdir",
+                str(outdir),
+            ],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        )
         assert result.returncode == 0, result.stderr[-2000:]
         outputs[signature] = np.load(outdir / "embedding.npy")
     np.testing.assert_allclose(outputs["embed_images"], keras_embedding(export_model, pixels), atol=1e-5)
-    decoded = np.stack([decode_and_resize(data, (64, 32)).numpy() for data in encoded])
+    decoded = np.stack([HACNNPreprocessor((64, 32)).decode_and_resize(data).numpy() for data in encoded])
     np.testing.assert_allclose(outputs["serving_default"], keras_embedding(export_model, decoded), atol=1e-5)
 
 
 def test_session_loader_accepts_every_batch_size_of_the_batching_config(session, export_model):
     """TF Serving's batching merges requests into batches padded to `allowed_batch_sizes`; each must run."""
-    sizes = list(read_batching_parameters(ROOT / "export" / "tf_serving" / "batching_parameters.txt").allowed_batch_sizes)
+    sizes = list(
+        read_batching_parameters(ROOT / "export" / "tf_serving" / "batching_parameters.txt").allowed_batch_sizes
+    )
     assert sizes[-1] == 64
     pixels, encoded = encoded_batch(sizes[-1], seed=1)
     for size in sizes:
         want = keras_embedding(export_model, pixels[:size])
-        np.testing.assert_allclose(session.run("embed_images", {"images": pixels[:size]})["embedding"], want,
-                                   atol=1e-5)
+        np.testing.assert_allclose(session.run("embed_images", {"images": pixels[:size]})["embedding"], want, atol=1e-5)
         got = session.run("serving_default", {"image_bytes": encoded[:size]})["embedding"]
         assert got.shape == (size, 64)
     np.testing.assert_allclose(got, keras_embedding(export_model, pixels), atol=1e-5)  # PNG is lossless at 64 x 32
@@ -81,7 +100,7 @@ def test_session_loader_refuses_bad_pixels_in_the_graph(session):
 def test_warmup_records_replay_under_the_session_loader(session, export_model, warmup_images):
     """TF Serving replays `assets.extra/tf_serving_warmup_requests` at load time; a failing record fails the load."""
     outputs = replay_warmup_requests(session)
-    decoded = np.stack([decode_and_resize(data, (64, 32)).numpy() for data in warmup_images[:2]])
+    decoded = np.stack([HACNNPreprocessor((64, 32)).decode_and_resize(data).numpy() for data in warmup_images[:2]])
     embeddings = keras_embedding(export_model, decoded)
     assert [out["embedding"].shape for out in outputs] == [(1, 64), (8, 64)]
     np.testing.assert_allclose(outputs[0]["embedding"], embeddings[:1], atol=1e-5)
@@ -100,8 +119,13 @@ def test_self_check_fails_an_export_the_session_loader_cannot_serve(tmp_path, ex
 
     @tf.function(input_signature=[tf.TensorSpec((None,), tf.string, "image_bytes")], autograph=False)
     def serve(image_bytes):
-        return embed(tf.map_fn(lambda data: decode_and_resize(data, (64, 32)), image_bytes,
-                               fn_output_signature=tf.TensorSpec((64, 32, 3), tf.float32)))
+        return embed(
+            tf.map_fn(
+                HACNNPreprocessor((64, 32)).decode_and_resize,
+                image_bytes,
+                fn_output_signature=tf.TensorSpec((64, 32, 3), tf.float32),
+            )
+        )
 
     path = tmp_path / "tf_module_export"
     tf.saved_model.save(module, str(path), signatures={"serving_default": serve, "embed_images": embed})
@@ -139,14 +163,23 @@ def test_export_killed_during_its_self_check_leaves_no_process_and_its_staging_i
     tmpdir = tmp_path / "tmp"
     tmpdir.mkdir()
     export_dir = tmp_path / "export"
-    parent = subprocess.Popen([sys.executable, "-c", _EXPORT_CHILD, str(export_dir), str(ROOT / "tests")],
-                              env={**os.environ, "TMPDIR": str(tmpdir), "TF_CPP_MIN_LOG_LEVEL": "2"},
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _EXPORT_CHILD, str(export_dir), str(ROOT / "tests")],
+        env={**os.environ, "TMPDIR": str(tmpdir), "TF_CPP_MIN_LOG_LEVEL": "2"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 300
     checker = None
     while checker is None and time.monotonic() < deadline and parent.poll() is None:
-        checker = next((pid for pid in _children(parent.pid)
-                        if b"tf_serving_loader" in pathlib.Path(f"/proc/{pid}/cmdline").read_bytes()), None)
+        checker = next(
+            (
+                pid
+                for pid in _children(parent.pid)
+                if b"tf_serving_loader" in pathlib.Path(f"/proc/{pid}/cmdline").read_bytes()
+            ),
+            None,
+        )
         time.sleep(0.05)
     assert checker is not None, "the export never started its self-check child"
     parent.send_signal(signal.SIGKILL)

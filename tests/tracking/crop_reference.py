@@ -15,7 +15,7 @@ def reference_crop(frame: np.ndarray, box, input_size) -> np.ndarray | None:
     y1, y2 = np.clip(box[[1, 3]], 0, height)
     if x2 <= x1 or y2 <= y1:
         return None
-    region = frame[int(np.floor(y1)):int(np.ceil(y2)), int(np.floor(x1)):int(np.ceil(x2))].astype(np.float32)
+    region = frame[int(np.floor(y1)) : int(np.ceil(y2)), int(np.floor(x1)) : int(np.ceil(x2))].astype(np.float32)
     return tf.image.resize(region, input_size, method="bilinear", antialias=True).numpy()
 
 
@@ -30,9 +30,22 @@ def reference_embeddings(embed, input_size, frames, boxes) -> np.ndarray:
 
 # Boxes at every edge case: inside, at the borders, fractional, 1 and 2 px, larger than the frame, partly and wholly
 # outside, zero area, inverted, NaN, infinite.
-FRAME_BOXES = np.array([
-    [10, 20, 40, 90], [0, 0, 30, 60], [60, 50, 90, 120], [12.4, 33.7, 41.2, 80.9], [5, 5, 6, 6], [7, 7, 9, 8],
-    [-50, -40, 200, 300], [70, 100, 130, 160], [200, 10, 260, 50], [20, 20, 20, 60], [30, 40, 10, 20],
-    [np.nan, 1, 20, 30], [0, 0, np.inf, 50],
-], np.float32)
+FRAME_BOXES = np.array(
+    [
+        [10, 20, 40, 90],
+        [0, 0, 30, 60],
+        [60, 50, 90, 120],
+        [12.4, 33.7, 41.2, 80.9],
+        [5, 5, 6, 6],
+        [7, 7, 9, 8],
+        [-50, -40, 200, 300],
+        [70, 100, 130, 160],
+        [200, 10, 260, 50],
+        [20, 20, 20, 60],
+        [30, 40, 10, 20],
+        [np.nan, 1, 20, 30],
+        [0, 0, np.inf, 50],
+    ],
+    np.float32,
+)
 INVALID = [8, 9, 10, 11, 12]

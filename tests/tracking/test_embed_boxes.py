@@ -33,8 +33,12 @@ def test_embed_boxes_equals_embed_images_of_each_crop(loaded, session, export_mo
     boxes = np.stack([FRAME_BOXES, FRAME_BOXES[::-1] * 1.3])
     request = [frames[0], frames[2]]
     embed_images = loaded.signatures["embed_images"]
-    want = reference_embeddings(lambda crop: embed_images(images=tf.constant(crop))["embedding"].numpy(),
-                                export_model.input_size, request, boxes).reshape(2, len(FRAME_BOXES), -1)
+    want = reference_embeddings(
+        lambda crop: embed_images(images=tf.constant(crop))["embedding"].numpy(),
+        export_model.input_size,
+        request,
+        boxes,
+    ).reshape(2, len(FRAME_BOXES), -1)
     feeds = {"frame_bytes": np.array([png(frame) for frame in request]), "boxes": boxes}
     got = loaded.signatures["embed_boxes"](**{k: tf.constant(v) for k, v in feeds.items()})["embedding"].numpy()
     served = session.run("embed_boxes", feeds)["embedding"]
@@ -63,13 +67,24 @@ def test_embed_boxes_is_close_to_the_crop_saved_as_jpeg(loaded):
     smooth = np.random.default_rng(4).integers(0, 256, (12, 9, 3)).astype(np.float32)
     frame = tf.cast(tf.round(tf.image.resize(smooth, (120, 90), method="bicubic")), tf.uint8)
     frame = tf.clip_by_value(frame, 0, 255).numpy()
-    boxes = np.array([[10, 20, 40, 90], [0, 0, 30, 60], [60, 50, 90, 120], [12.4, 33.7, 41.2, 80.9],
-                      [-50, -40, 200, 300], [30, 60, 75, 119], [1, 2, 5, 9]], np.float32)
-    got = loaded.signatures["embed_boxes"](frame_bytes=tf.constant([png(frame)]),
-                                           boxes=tf.constant(boxes[None]))["embedding"].numpy()[0]
+    boxes = np.array(
+        [
+            [10, 20, 40, 90],
+            [0, 0, 30, 60],
+            [60, 50, 90, 120],
+            [12.4, 33.7, 41.2, 80.9],
+            [-50, -40, 200, 300],
+            [30, 60, 75, 119],
+            [1, 2, 5, 9],
+        ],
+        np.float32,
+    )
+    got = loaded.signatures["embed_boxes"](frame_bytes=tf.constant([png(frame)]), boxes=tf.constant(boxes[None]))[
+        "embedding"
+    ].numpy()[0]
     jpegs = []
     for x1, y1, x2, y2 in np.clip(boxes, 0, [90, 120, 90, 120]):
-        region = frame[int(np.floor(y1)):int(np.ceil(y2)), int(np.floor(x1)):int(np.ceil(x2))]
+        region = frame[int(np.floor(y1)) : int(np.ceil(y2)), int(np.floor(x1)) : int(np.ceil(x2))]
         jpegs.append(tf.io.encode_jpeg(region, quality=95).numpy())
     via_jpeg = loaded.signatures["serving_default"](image_bytes=tf.constant(jpegs))["embedding"].numpy()
     assert row_cosines(got, via_jpeg).mean() >= 0.99

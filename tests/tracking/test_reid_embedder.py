@@ -1,5 +1,5 @@
 """`ReIDEmbedder` against crops cut and resized independently (numpy slicing, one `tf.image.resize` per crop) and
-embedded by the model itself; boxmot's `get_features`; the README's tracker loop."""
+embedded by the model itself; boxmot's `get_features`; the tracker loop of docs/tracking.md."""
 
 import pathlib
 import re
@@ -11,7 +11,7 @@ from crop_reference import FRAME_BOXES, INVALID, reference_embeddings
 from hacnn_tf.runtime.keras_model import KerasEmbedder
 from hacnn_tf.tracking import ReIDEmbedder
 
-README = pathlib.Path(__file__).resolve().parents[2] / "README.md"
+TRACKING_PAGE = pathlib.Path(__file__).resolve().parents[2] / "docs" / "tracking.md"
 
 
 @pytest.fixture(scope="module")
@@ -82,14 +82,14 @@ def test_refusals_name_the_input(export_model, frames):
         ReIDEmbedder(42)
 
 
-def test_readme_tracker_loop_runs(exported_saved_model):
-    """The README's "Use it in a tracker" example, run on the exported SavedModel: the greedy cosine association
-    recovers which detection of the moved frame is which track."""
-    section = README.read_text().split("## Use it in a tracker", 1)[1].split("\n## ", 1)[0]
-    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
-    assert '"exported/saved_model-fp32/hacnn/1"' in code
+def test_docs_tracker_loop_runs(exported_saved_model):
+    """The tracker loop of docs/tracking.md, run on the exported SavedModel: the greedy cosine association recovers
+    which detection of the moved frame is which track."""
+    section = TRACKING_PAGE.read_text().split("## The tracker loop", 1)[1].split("\n## ", 1)[0]
+    code = re.search(r"```python[^\n]*\n(.*?)```", section, re.S).group(1)
+    assert '"demo/export/saved_model-fp32/hacnn/1"' in code
     namespace = {}
-    exec(code.replace('"exported/saved_model-fp32/hacnn/1"', repr(str(exported_saved_model))), namespace)
+    exec(code.replace('"demo/export/saved_model-fp32/hacnn/1"', repr(str(exported_saved_model))), namespace)
     assert sorted(namespace["pairs"]) == [(0, 1), (1, 2), (2, 0)]
 
 
@@ -106,8 +106,9 @@ def test_bad_pixels_and_box_values_are_refused_naming_the_frame(export_model, fr
             embedder([good, bad], [FRAME_BOXES, FRAME_BOXES])
     edges = good.copy()
     edges[:2], edges[-2:] = 0.0, 255.0  # the range's ends are pixels
-    np.testing.assert_allclose(embedder(edges, FRAME_BOXES), embedder(edges.astype(np.uint8), FRAME_BOXES),
-                               atol=1e-5, rtol=0)
+    np.testing.assert_allclose(
+        embedder(edges, FRAME_BOXES), embedder(edges.astype(np.uint8), FRAME_BOXES), atol=1e-5, rtol=0
+    )
     with pytest.raises(ValueError, match=r"frame must be \(height, width, 3\).*\(120, 90\)"):
         embedder(frames[0][..., 0], FRAME_BOXES)
     with pytest.raises(ValueError, match=r"frame must be \(height, width, 3\).*\(120, 90\)"):

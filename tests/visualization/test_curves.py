@@ -61,7 +61,8 @@ def test_training_curves_png_size_and_nan_epochs(tmp_path):
         "0,3.1,0.001,3.3,6.4,NA,NA,NA\n"
         "1,2.5,0.001,2.6,5.1,NA,0.25,0.4\n"
         "2,2.0,0.0001,2.1,4.1,NA,NA,NA\n"
-        "3,1.8,0.0001,1.9,3.7,NA,0.35,0.5\n")
+        "3,1.8,0.0001,1.9,3.7,NA,0.35,0.5\n"
+    )
     log = read_training_log(tmp_path / "training_log.csv")
     assert log["val_mAP"].notna().tolist() == [False, True, False, True]
     path = plot_training_curves(tmp_path / "training_log.csv", tmp_path / "curves.png")
@@ -73,8 +74,12 @@ def test_training_curves_png_size_and_nan_epochs(tmp_path):
 
 
 def test_resumed_logs_keep_the_last_row_of_each_epoch(tmp_path):
+    # A Keras CSVLogger log (epochs from 0) is renumbered from 1, as the console and the figures count.
     log = read_training_log(_log(tmp_path / "log.csv", epoch=[0, 1, 2, 1, 2, 3], loss=[4, 3, 9, 2.5, 2, 1.5]))
-    assert log["epoch"].tolist() == [0, 1, 2, 3] and log["loss"].tolist() == [4, 2.5, 2, 1.5]
+    assert log["epoch"].tolist() == [1, 2, 3, 4] and log["loss"].tolist() == [4, 2.5, 2, 1.5]
+    # A TrainingLog log (epochs from 1) keeps its numbers.
+    log = read_training_log(_log(tmp_path / "ours.csv", epoch=[1, 2, 3, 2, 3, 4], loss=[4, 3, 9, 2.5, 2, 1.5]))
+    assert log["epoch"].tolist() == [1, 2, 3, 4] and log["loss"].tolist() == [4, 2.5, 2, 1.5]
 
 
 @pytest.mark.parametrize("missing", ["epoch", "loss"])

@@ -17,8 +17,7 @@ from hacnn_tf.visualization.ranking import (
 
 QUERY = pd.DataFrame({"pid": [1, 2], "camid": [0, 1]})
 GALLERY = pd.DataFrame({"pid": [1, 1, 2, 3, 2, 1], "camid": [0, 1, 0, 2, 1, 2]})
-DISTMAT = np.array([[0.1, 0.5, 0.3, 0.2, 0.9, 0.7],
-                    [0.4, 0.8, 0.05, 0.6, 0.01, 0.3]])
+DISTMAT = np.array([[0.1, 0.5, 0.3, 0.2, 0.9, 0.7], [0.4, 0.8, 0.05, 0.6, 0.01, 0.3]])
 
 
 def test_ranking_skips_same_identity_same_camera_and_marks_matches():
@@ -57,6 +56,7 @@ def test_choose_queries_is_seeded_distinct_and_sorted():
 
 def _tables(tmp_path):
     """QUERY / GALLERY with grey image files of odd sizes (the figure resizes them)."""
+
     def with_images(table, prefix):
         paths = []
         for i in range(len(table)):
@@ -70,8 +70,17 @@ def _tables(tmp_path):
 
 def test_plot_ranked_lists_size_and_frame_colours(tmp_path):
     query, gallery = _tables(tmp_path)
-    path = plot_ranked_lists(query, gallery, DISTMAT, tmp_path / "ranks.png", query_indices=[0, 1], top_k=4,
-                             image_size=(128, 64), panel_width=0.9, dpi=100)
+    path = plot_ranked_lists(
+        query,
+        gallery,
+        DISTMAT,
+        tmp_path / "ranks.png",
+        query_indices=[0, 1],
+        top_k=4,
+        image_size=(128, 64),
+        panel_width=0.9,
+        dpi=100,
+    )
     with Image.open(path) as image:
         size = image.size
         rgb = np.asarray(image.convert("RGB")).astype(int)
@@ -87,8 +96,7 @@ def test_plot_ranked_lists_size_and_frame_colours(tmp_path):
 
 def test_plot_ranked_lists_draws_queries_with_the_seed(tmp_path):
     query, gallery = _tables(tmp_path)
-    path = plot_ranked_lists(query, gallery, DISTMAT, tmp_path / "drawn.png", num_queries=1, top_k=10, seed=0,
-                             dpi=50)
+    path = plot_ranked_lists(query, gallery, DISTMAT, tmp_path / "drawn.png", num_queries=1, top_k=10, seed=0, dpi=50)
     with Image.open(path) as image:
         assert image.size == (round(11 * 0.9 * 50), round((0.9 * 2 + CAPTION_HEIGHT) * 50))
     figure = rendering.new_figure((1, 1), dpi=10)

@@ -1,0 +1,39 @@
+"""`benchmarks.profile_ops.step_profile` on a hand-made StepStats (sums worked out by hand)."""
+
+from tensorflow.core.framework import step_stats_pb2
+
+from benchmarks.profile_ops import step_profile
+
+
+def _node(name: str, op: str, micros: int) -> step_stats_pb2.NodeExecStats:
+    return step_stats_pb2.NodeExecStats(
+        node_name=name, timeline_label=f"{name} = {op}(x, y)", all_end_rel_micros=micros
+    )
+
+
+def test_step_profile_sums_by_op_type_and_strips_call_scopes():
+    stats = step_stats_pb2.StepStats(
+        dev_stats=[
+            step_stats_pb2.DeviceStepStats(
+                device="cpu:0",
+                node_stats=[
+                    _node(
+                        "StatefulPartitionedCall/StatefulPartitionedCall_1/hacnn/conv_a", "_MklNativeFusedConv2D", 3000
+                    ),
+                    _node("hacnn/conv_b", "_MklNativeFusedConv2D", 1000),
+                    _node("read_kernel", "ReadVariableOp", 500),
+                ],
+            ),
+            step_stats_pb2.DeviceStepStats(
+                device="cpu:1", node_stats=[step_stats_pb2.NodeExecStats(node_name="_SOURCE", all_end_rel_micros=500)]
+            ),
+        ]
+    )
+    types, nodes = step_profile(stats)
+    assert types.to_dict(orient="records") == [
+        {"op": "_MklNativeFusedConv2D", "count": 2, "ms": 4.0, "share": 0.8},
+        {"op": "ReadVariableOp", "count": 1, "ms": 0.5, "share": 0.1},
+        {"op": "_SOURCE", "count": 1, "ms": 0.5, "share": 0.1},
+    ]  # no label: the node's name
+    assert nodes["node"].tolist()[:2] == ["hacnn/conv_a", "hacnn/conv_b"]
+    assert nodes["ms"].tolist()[:2] == [3.0, 1.0]

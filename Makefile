@@ -45,11 +45,13 @@ lint: $(TEST)
 
 # Speed and memory against torchreid (CPU) in one process, then every exported format against torchreid through ONNX
 # (a second process: its runtimes' thread pools would slow torchreid's eager model); prints the tables and goals,
-# writes benchmarks/results/.
+# then the tracker path and the float32 SavedModel's batch-1 latency under each TF Serving setting; writes
+# benchmarks/results/.
 bench: $(BENCH)
 	$(BIN)/python -m benchmarks.run --out benchmarks/results
 	$(BIN)/python -m benchmarks.formats --out benchmarks/results
 	$(BIN)/python -m benchmarks.tracking --out benchmarks/results
+	$(BIN)/python -m benchmarks.serving_latency --out benchmarks/results
 
 clean:
 	rm -rf $(VENV) runs

@@ -293,13 +293,15 @@ def tf_serving_embedders(
     saved_model_dir: pathlib.Path, scratch: pathlib.Path, num_threads: int
 ) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
     """`{row name: pixels -> embeddings}` of the float32 SavedModel's `embed_images` as TF Serving runs it: in a TF1
-    session (`tf.compat.v1.saved_model.loader.load`, `num_threads` intra-op and one inter-op thread, as
-    `tensorflow_model_server --tensorflow_intra_op_parallelism=N --tensorflow_inter_op_parallelism=1` sets them),
-    `saved_model-fp32:tf_serving`; the same with the threads between ops instead (one intra-op thread,
-    `num_threads` inter-op threads: the Inception streams run side by side), `saved_model-fp32:tf_serving_inter_op`;
-    and the same signature re-exported inside an XLA-compiled function
-    (`jit_compile=True`, which `tensorflow_model_server` runs only with `--xla_cpu_compilation_enabled`),
-    `saved_model-fp32:tf_serving_xla`. Each call runs `THROUGHPUT_BATCH` images at a time."""
+    session (`tf.compat.v1.saved_model.loader.load`) with `num_threads` intra-op threads and the inter-op pool at
+    the server's default (TensorFlow's choice, one thread per core: independent branches such as the Inception
+    streams run side by side), as `tensorflow_model_server --tensorflow_intra_op_parallelism=N` sets them,
+    `saved_model-fp32:tf_serving`; the same with one inter-op thread (`--tensorflow_inter_op_parallelism=1`: the
+    nodes run one after another), `saved_model-fp32:tf_serving_inter_op_1`; and the same signature re-exported
+    inside an XLA-compiled function (`jit_compile=True`, which `tensorflow_model_server` runs only with
+    `--xla_cpu_compilation_enabled`), `saved_model-fp32:tf_serving_xla`. `benchmarks.serving_latency` times the
+    settings that need their own process (oneDNN, XLA auto-clustering). Each call runs `THROUGHPUT_BATCH` images
+    at a time."""
     import tensorflow as tf
 
     from hacnn_tf.runtime.base import embed_in_batches
@@ -326,9 +328,9 @@ def tf_serving_embedders(
     )
     embedders = {}
     for name, folder, (intra, inter) in (
-        ("saved_model-fp32:tf_serving", saved_model_dir, (num_threads, 1)),
-        ("saved_model-fp32:tf_serving_inter_op", saved_model_dir, (1, num_threads)),
-        ("saved_model-fp32:tf_serving_xla", xla_dir, (num_threads, 1)),
+        ("saved_model-fp32:tf_serving", saved_model_dir, (num_threads, 0)),
+        ("saved_model-fp32:tf_serving_inter_op_1", saved_model_dir, (num_threads, 1)),
+        ("saved_model-fp32:tf_serving_xla", xla_dir, (num_threads, 0)),
     ):
         config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=intra, inter_op_parallelism_threads=inter)
         session = tf.compat.v1.Session(graph=tf.Graph(), config=config)

@@ -55,6 +55,19 @@ def step_profile(step_stats) -> tuple[pd.DataFrame, pd.DataFrame]:
     return types, nodes
 
 
+def median_profile(profiles: list[tuple[pd.DataFrame, pd.DataFrame]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`(by op type, by node)` as `step_profile` gives them, from the `step_profile`s of several traced calls: each
+    node's median time over the calls, and the op types' sums of those medians. One traced call is at the mercy of
+    a slow moment (a page fault, another process on the core); the median over calls is not."""
+    calls = pd.concat([nodes for _, nodes in profiles], ignore_index=True)
+    nodes = calls.groupby(["node", "op"], as_index=False, sort=False)["ms"].median()
+    nodes = nodes.sort_values("ms", ascending=False, kind="stable", ignore_index=True)
+    types = nodes.groupby("op", as_index=False, sort=False).agg(count=("node", "size"), ms=("ms", "sum"))
+    types["share"] = types["ms"] / (types["ms"].sum() or 1.0)
+    types = types.sort_values("ms", ascending=False, kind="stable", ignore_index=True)
+    return types[["op", "count", "ms", "share"]], nodes[["node", "op", "ms"]]
+
+
 def session_profile(
     saved_model_dir: str | pathlib.Path,
     batch: int = 1,
@@ -62,11 +75,13 @@ def session_profile(
     inter_op_threads: int = 1,
     repeats: int = 20,
     trace: str | pathlib.Path | None = None,
+    traced_calls: int = 5,
 ) -> dict:
     """Profile of `embed_images` of the SavedModel at `saved_model_dir` in a TF1 session (TF Serving's loader):
     `{"wall_ms": median per call, "nodes": executed nodes, "variable_nodes": of them `VARIABLE_OPS`, "op_ms": the
-    ops' own times summed, "types": ..., "nodes_by_time": ...}` (see `step_profile`) of one traced call after
-    warm-up; `trace` also writes that call as a Chrome trace."""
+    ops' own times summed, "types": ..., "nodes_by_time": ...}` (see `step_profile`), each node's time the median
+    over `traced_calls` traced calls after warm-up (`median_profile`); `trace` also writes the last of them as a
+    Chrome trace."""
     import tensorflow as tf
     from tensorflow.python.client import timeline
 
@@ -87,16 +102,19 @@ def session_profile(
             start = time.perf_counter()
             session.run(fetch, feed)
             times.append(time.perf_counter() - start)
-        metadata = tf.compat.v1.RunMetadata()
-        session.run(
-            fetch,
-            feed,
-            options=tf.compat.v1.RunOptions(trace_level=tf.compat.v1.RunOptions.FULL_TRACE),
-            run_metadata=metadata,
-        )
+        profiles = []
+        for _ in range(max(1, traced_calls)):
+            metadata = tf.compat.v1.RunMetadata()
+            session.run(
+                fetch,
+                feed,
+                options=tf.compat.v1.RunOptions(trace_level=tf.compat.v1.RunOptions.FULL_TRACE),
+                run_metadata=metadata,
+            )
+            profiles.append(step_profile(metadata.step_stats))
     if trace is not None:
         pathlib.Path(trace).write_text(timeline.Timeline(metadata.step_stats).generate_chrome_trace_format())
-    types, nodes = step_profile(metadata.step_stats)
+    types, nodes = median_profile(profiles)
     return {
         "wall_ms": 1000 * float(np.median(times)),
         "nodes": int(types["count"].sum()),
@@ -119,6 +137,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--threads", type=int, default=2, help="intra-op threads")
     parser.add_argument("--inter-op-threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=20, help="timed calls (median reported)")
+    parser.add_argument("--traced-calls", type=int, default=5, help="traced calls (each node's median reported)")
     parser.add_argument("--trace", help="write the traced call as a Chrome trace (JSON) to this file")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as scratch:
@@ -130,14 +149,15 @@ def main(argv: list[str] | None = None) -> dict:
 
             saved_model = export_saved_model(HACNN(NUM_CLASSES), scratch, check=False)
         profile = session_profile(
-            saved_model, args.batch, args.threads, args.inter_op_threads, args.repeats, args.trace
+            saved_model, args.batch, args.threads, args.inter_op_threads, args.repeats, args.trace, args.traced_calls
         )
     overhead = profile["wall_ms"] - profile["op_ms"]
     print(
         f"batch {args.batch}, {args.threads} intra-op / {args.inter_op_threads} inter-op threads: "
         f"{profile['wall_ms']:.2f} ms per call (median of {args.repeats}); {profile['nodes']} nodes executed "
         f"({profile['variable_nodes']} of them variable reads: {', '.join(VARIABLE_OPS)}); ops' own time "
-        f"{profile['op_ms']:.2f} ms (traced call), outside the ops {overhead:.2f} ms\n"
+        f"{profile['op_ms']:.2f} ms (each node's median over {args.traced_calls} traced calls), outside the ops "
+        f"{overhead:.2f} ms\n"
     )
     print(profile["types"].head(25).to_string(index=False, float_format="{:.3f}".format))
     print()

@@ -138,18 +138,7 @@ def make_train_dataset(
             union over the shards is the global batch. A P x K batch is `P` runs of `K` images of one identity, so
             parts that are multiples of K keep every identity's K images together.
     """
-    if num_instances and batch_size % num_instances:
-        raise ValueError(f"batch_size ({batch_size}) must be a multiple of num_instances ({num_instances})")
-    if not 0 <= shard_index < num_shards or split < 1:
-        raise ValueError(
-            f"Need 0 <= shard_index < num_shards and split >= 1; got shard_index={shard_index}, "
-            f"num_shards={num_shards}, split={split}"
-        )
-    if batch_size % (num_shards * split):
-        raise ValueError(
-            f"batch_size ({batch_size}) must be a multiple of num_shards x split "
-            f"({num_shards} x {split}): the global batch is divided evenly among the replicas"
-        )
+    _check_batching(batch_size, num_instances, num_shards, shard_index, split)
     paths = table["path"].astype(str).to_numpy()
     pids = table["pid"].to_numpy().astype("int32")
     plan = epoch_plan(pids, epochs, batch_size, num_instances, seed)
@@ -157,10 +146,7 @@ def make_train_dataset(
     plan, positions = plan[initial_epoch:], positions[initial_epoch:]
     if num_shards > 1:
         # Augmentation seeds stay those of the global positions, so every image is what a single process reads.
-        share = batch_size // num_shards
-        columns = slice(shard_index * share, (shard_index + 1) * share)
-        plan = plan.reshape(-1, batch_size)[:, columns]
-        positions = positions.reshape(-1, batch_size)[:, columns]
+        plan, positions = (_shard_of(a, batch_size, num_shards, shard_index) for a in (plan, positions))
     indices = tf.data.Dataset.from_tensor_slices((plan.reshape(-1), positions.reshape(-1)))
     paths_t, pids_t = tf.constant(paths), tf.constant(pids)
     preprocessor = HACNNPreprocessor(input_size)
@@ -180,6 +166,29 @@ def make_train_dataset(
 
     dataset = indices.map(load, num_parallel_calls=AUTOTUNE, deterministic=True)
     return dataset.batch(batch_size // (num_shards * split), drop_remainder=True).prefetch(AUTOTUNE)
+
+
+def _check_batching(batch_size: int, num_instances: int | None, num_shards: int, shard_index: int, split: int) -> None:
+    """Raises ValueError unless the batches can be cut as `make_train_dataset` cuts them."""
+    if num_instances and batch_size % num_instances:
+        raise ValueError(f"batch_size ({batch_size}) must be a multiple of num_instances ({num_instances})")
+    if not 0 <= shard_index < num_shards or split < 1:
+        raise ValueError(
+            f"Need 0 <= shard_index < num_shards and split >= 1; got shard_index={shard_index}, "
+            f"num_shards={num_shards}, split={split}"
+        )
+    if batch_size % (num_shards * split):
+        raise ValueError(
+            f"batch_size ({batch_size}) must be a multiple of num_shards x split "
+            f"({num_shards} x {split}): the global batch is divided evenly among the replicas"
+        )
+
+
+def _shard_of(per_epoch: np.ndarray, batch_size: int, num_shards: int, shard_index: int) -> np.ndarray:
+    """Part `shard_index` of `num_shards` contiguous, equal parts of every global batch of `per_epoch` (an epoch
+    per row): `(batches, batch_size / num_shards)`."""
+    share = batch_size // num_shards
+    return per_epoch.reshape(-1, batch_size)[:, shard_index * share : (shard_index + 1) * share]
 
 
 def make_eval_dataset(

@@ -176,6 +176,69 @@ def figure_extent(person: dict) -> tuple[float, float, float, float]:
     return (-bag if person["bag"] == 2 else -arms, 0.015, bag if person["bag"] == 1 else arms, 0.99)
 
 
+# The slots of `Renderer.figure`'s label map, in the order of `_part_colours`.
+_BACKGROUND_SLOT, _SKIN_SLOT, _HAIR_SLOT, _UPPER_SLOT, _UPPER2_SLOT, _LOWER_SLOT, _SHOES_SLOT, _BAG_SLOT = range(8)
+
+
+def _paint_legs(labels: np.ndarray, u: np.ndarray, v: np.ndarray, person: dict) -> None:
+    """Legs, the lower garment (trousers, shorts or a skirt) and shoes, into `labels` in figure coordinates `u`
+    (across, from the centre) and `v` (down, from the top of the head), both in figure heights."""
+    au, b = np.abs(u), person["build"]
+    leg = np.minimum(np.abs(u - 0.048 * b), np.abs(u + 0.048 * b))
+    legs_in = (v >= 0.5) & (v < 0.94)
+    shape = LOWER_SHAPES[person["lower_shape"]]
+    if shape == "trousers":
+        labels[legs_in & ((leg < 0.046 * b) | ((v < 0.6) & (au < 0.09 * b)))] = _LOWER_SLOT
+    elif shape == "shorts":
+        labels[legs_in & (leg < 0.028 * b)] = _SKIN_SLOT
+        labels[(v >= 0.5) & (v < 0.68) & ((leg < 0.048 * b) | ((v < 0.6) & (au < 0.092 * b)))] = _LOWER_SLOT
+    else:
+        labels[legs_in & (leg < 0.028 * b)] = _SKIN_SLOT
+        labels[(v >= 0.5) & (v < 0.72) & (au < (0.095 + 0.08 * (v - 0.5)) * b)] = _LOWER_SLOT
+    labels[(v >= 0.93) & (v < 0.99) & (leg < 0.045 * b)] = _SHOES_SLOT
+
+
+def _paint_upper_body(labels: np.ndarray, u: np.ndarray, v: np.ndarray, person: dict) -> None:
+    """The torso with its pattern, the arms (sleeves, then skin) and the bag with its strap, into `labels` (figure
+    coordinates as `_paint_legs`)."""
+    au, b = np.abs(u), person["build"]
+    half = (0.118 - 0.03 * (v - 0.14)) * b
+    torso = (v >= 0.14) & (v < 0.52) & (au < half)
+    labels[torso] = _UPPER_SLOT
+    pattern = PATTERNS[person["pattern"]]
+    if pattern != "solid":
+        period = person["stripe"]
+        rows = ((v - 0.14) / period) % 1.0 < 0.5
+        cols = (u / (period * 0.8) + 0.25) % 1.0 < 0.5
+        second = {"hstripes": rows, "vstripes": cols, "checks": rows ^ cols}[pattern]
+        labels[torso & second] = _UPPER2_SLOT
+    arm = (v >= 0.15) & (au >= half) & (au < half + 0.045 * b)
+    sleeve_end = 0.44 if person["long_sleeves"] else 0.26
+    labels[arm & (v < sleeve_end)] = _UPPER_SLOT
+    labels[arm & (v >= sleeve_end) & (v < 0.5)] = _SKIN_SLOT
+    if person["bag"]:
+        side = 1.0 if person["bag"] == 1 else -1.0
+        strap = np.abs((u + side * 0.08 * b) - side * (v - 0.15) * 0.8) < 0.012
+        labels[strap & (v >= 0.14) & (v < 0.42) & (au < half)] = _BAG_SLOT
+        labels[(np.abs(u - side * 0.155 * b) < 0.05) & (v >= 0.38) & (v < 0.56)] = _BAG_SLOT
+
+
+def _part_colours(person: dict) -> np.ndarray:
+    """`(8, 3)` float32 RGB of each label slot of `person` (the background's unused)."""
+    return np.stack(
+        [
+            np.zeros(3, np.float32),
+            _SKIN[person["skin"]],
+            _HAIR[person["hair"]],
+            _CLOTHES[person["upper"]],
+            _CLOTHES[person["upper2"]],
+            _CLOTHES[person["lower"]],
+            _SHOES[person["shoes"]],
+            _CLOTHES[person["bag_colour"]],
+        ]
+    )
+
+
 class Renderer:
     """Draws figures over camera backgrounds on a fixed pixel grid."""
 
@@ -201,68 +264,22 @@ class Renderer:
         """Paints `person` in place: figure height `fh` pixels, horizontal centre `cx`, top of the head `top`.
         Returns the `(height, width)` bool mask of the pixels painted (the figure's silhouette).
 
-        Parts are painted as slot numbers into a label map, back to front, then coloured in one look-up."""
+        Parts are painted as slot numbers (`_SKIN_SLOT`, ...) into a label map, back to front, then coloured in one
+        look-up."""
         u = (self.xs - cx) / fh
         v = (self.ys - top) / fh
-        au, b = np.abs(u), person["build"]
         labels = np.zeros((self.height, self.width), np.uint8)
-        bg, skin, hair, upper, upper2, lower, shoes, bag = range(8)
-
         if person["long_hair"]:
-            labels[((u / 0.062) ** 2 + ((v - 0.11) / 0.1) ** 2 < 1) & (v > 0.02)] = hair
-        # legs, lower garment and shoes
-        leg = np.minimum(np.abs(u - 0.048 * b), np.abs(u + 0.048 * b))
-        legs_in = (v >= 0.5) & (v < 0.94)
-        shape = LOWER_SHAPES[person["lower_shape"]]
-        if shape == "trousers":
-            labels[legs_in & ((leg < 0.046 * b) | ((v < 0.6) & (au < 0.09 * b)))] = lower
-        elif shape == "shorts":
-            labels[legs_in & (leg < 0.028 * b)] = skin
-            labels[(v >= 0.5) & (v < 0.68) & ((leg < 0.048 * b) | ((v < 0.6) & (au < 0.092 * b)))] = lower
-        else:
-            labels[legs_in & (leg < 0.028 * b)] = skin
-            labels[(v >= 0.5) & (v < 0.72) & (au < (0.095 + 0.08 * (v - 0.5)) * b)] = lower
-        labels[(v >= 0.93) & (v < 0.99) & (leg < 0.045 * b)] = shoes
-        # torso with its pattern, then arms
-        half = (0.118 - 0.03 * (v - 0.14)) * b
-        torso = (v >= 0.14) & (v < 0.52) & (au < half)
-        labels[torso] = upper
-        pattern = PATTERNS[person["pattern"]]
-        if pattern != "solid":
-            period = person["stripe"]
-            rows = ((v - 0.14) / period) % 1.0 < 0.5
-            cols = (u / (period * 0.8) + 0.25) % 1.0 < 0.5
-            second = {"hstripes": rows, "vstripes": cols, "checks": rows ^ cols}[pattern]
-            labels[torso & second] = upper2
-        arm = (v >= 0.15) & (au >= half) & (au < half + 0.045 * b)
-        sleeve_end = 0.44 if person["long_sleeves"] else 0.26
-        labels[arm & (v < sleeve_end)] = upper
-        labels[arm & (v >= sleeve_end) & (v < 0.5)] = skin
-        # bag with its strap
-        if person["bag"]:
-            side = 1.0 if person["bag"] == 1 else -1.0
-            strap = np.abs((u + side * 0.08 * b) - side * (v - 0.15) * 0.8) < 0.012
-            labels[strap & (v >= 0.14) & (v < 0.42) & (au < half)] = bag
-            labels[(np.abs(u - side * 0.155 * b) < 0.05) & (v >= 0.38) & (v < 0.56)] = bag
-        # head and hair cap
-        head = (u / 0.046) ** 2 + ((v - 0.075) / 0.06) ** 2 < 1
-        labels[head] = skin
-        labels[head & (v < 0.045 + 0.02 * person["long_hair"])] = hair
-
-        base = np.stack(
-            [
-                np.zeros(3, np.float32),
-                _SKIN[person["skin"]],
-                _HAIR[person["hair"]],
-                _CLOTHES[person["upper"]],
-                _CLOTHES[person["upper2"]],
-                _CLOTHES[person["lower"]],
-                _SHOES[person["shoes"]],
-                _CLOTHES[person["bag_colour"]],
-            ]
+            labels[((u / 0.062) ** 2 + ((v - 0.11) / 0.1) ** 2 < 1) & (v > 0.02)] = _HAIR_SLOT
+        _paint_legs(labels, u, v, person)
+        _paint_upper_body(labels, u, v, person)
+        head = (u / 0.046) ** 2 + ((v - 0.075) / 0.06) ** 2 < 1  # head and hair cap
+        labels[head] = _SKIN_SLOT
+        labels[head & (v < 0.045 + 0.02 * person["long_hair"])] = _HAIR_SLOT
+        colours = np.clip(
+            (_part_colours(person) + person["tint"]) * rng.normal(1.0, 0.04, 3).astype(np.float32), 0, 255
         )
-        colours = np.clip((base + person["tint"]) * rng.normal(1.0, 0.04, 3).astype(np.float32), 0, 255)
-        mask = labels > bg
+        mask = labels > _BACKGROUND_SLOT
         np.copyto(image, colours[labels], where=mask[..., None])
         return mask
 
@@ -465,11 +482,8 @@ def _write(config: SyntheticConfig, out: pathlib.Path, folders: Sequence[str] = 
         (out / folder_of[folder] / name).write_bytes(buffer.getvalue())
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """CLI: writes the synthetic set and prints its statistics table (exit 2 with one line for a bad option or a
-    root that holds something else)."""
-    from hacnn_tf.data.datasets import load_dataset
-
+def _parser() -> argparse.ArgumentParser:
+    """The command line of `main`, its defaults `SyntheticConfig`'s."""
     defaults = SyntheticConfig()
     parser = argparse.ArgumentParser(
         prog="python -m hacnn_tf.data.synthetic",
@@ -514,6 +528,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--height", type=int, default=defaults.height, help="image height in pixels")
     parser.add_argument("--width", type=int, default=defaults.width, help="image width in pixels")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """CLI: writes the synthetic set and prints its statistics table (exit 2 with one line for a bad option or a
+    root that holds something else)."""
+    from hacnn_tf.data.datasets import load_dataset
+
+    parser = _parser()
     args = parser.parse_args(argv)
     start = time.perf_counter()
     try:

@@ -133,6 +133,19 @@ def run_frames_demo(
         "min_visibility": min_visibility,
     }
 
+    _plot_middle_frames(table, images, metrics["cross_camera_rank1"], out_dir / "frame_matches.png")
+    with atomic_output(out_dir / "frame_matches.csv") as tmp:
+        table.drop(columns="path").to_csv(tmp, index=False)
+    with atomic_output(out_dir / "frames_metrics.json") as tmp:
+        tmp.write_text(json.dumps(metrics, indent=1))
+    return metrics
+
+
+def _plot_middle_frames(table: pd.DataFrame, images: dict, rank1: float, path: pathlib.Path) -> None:
+    """`frame_matches.png` of `run_frames_demo`: the middle frame of each camera, each box labelled with the
+    identity matched to it (`matched_pid`, and the true one when wrong), green when right, red when wrong."""
+    box_columns = ["x1", "y1", "x2", "y2"]
+    cameras = table["camera"].to_numpy()
     per_camera = [sorted(table.loc[table["camera"] == camera, "file"].unique()) for camera in sorted(set(cameras))]
     shown = [names[len(names) // 2] for names in per_camera]  # the middle frame of each camera
     rows = [table[table["file"] == name] for name in shown]
@@ -141,13 +154,8 @@ def run_frames_demo(
         [r[box_columns].to_numpy() for r in rows],
         [[f"{m} (is {p})" if m != p else str(m) for m, p in zip(r["matched_pid"], r["pid"])] for r in rows],
         [r["correct"].to_numpy() for r in rows],
-        out_dir / "frame_matches.png",
+        path,
         titles=[f"camera {r['camera'].iloc[0]}, frame {r['frame'].iloc[0]}" for r in rows],
         suptitle=f"identity of the nearest box in another camera (cross-camera Rank-1 "
-        f"{metrics['cross_camera_rank1']:.3f}; green: right, red: wrong)",
+        f"{rank1:.3f}; green: right, red: wrong)",
     )
-    with atomic_output(out_dir / "frame_matches.csv") as tmp:
-        table.drop(columns="path").to_csv(tmp, index=False)
-    with atomic_output(out_dir / "frames_metrics.json") as tmp:
-        tmp.write_text(json.dumps(metrics, indent=1))
-    return metrics

@@ -273,10 +273,16 @@ SLOW_MODULES = frozenset(
 )
 
 
+# Fixtures that make every test using them slow: `exported_formats` converts the model to every format (TFLite
+# with its calibration, ONNX, OpenVINO with NNCF) and parity-checks each, minutes on 2 cores.
+SLOW_FIXTURES = frozenset({"exported_formats"})
+
+
 def pytest_collection_modifyitems(config, items):
     import pathlib
 
     root = pathlib.Path(__file__).resolve().parent.parent
     for item in items:
-        if pathlib.Path(item.fspath).resolve().relative_to(root).as_posix() in SLOW_MODULES:
+        in_slow_module = pathlib.Path(item.fspath).resolve().relative_to(root).as_posix() in SLOW_MODULES
+        if in_slow_module or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)

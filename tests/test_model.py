@@ -137,6 +137,7 @@ def test_keras_file_round_trip_in_a_fresh_process(tmp_path, paper_model, images)
     np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), np.asarray(paper_model(images)["embedding"]))
 
 
+@pytest.mark.slow
 def test_runs_under_xla(paper_model, images):
     compiled = tf.function(lambda x: paper_model(x, training=False)["embedding"], jit_compile=True)
     np.testing.assert_allclose(np.asarray(compiled(images)), np.asarray(paper_model(images)["embedding"]), atol=2e-5)

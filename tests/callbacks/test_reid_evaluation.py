@@ -41,6 +41,7 @@ def test_skipped_epochs_log_nan_so_the_csv_log_keeps_the_metrics(tiny_synthetic,
     assert "mINP" in printed[0] and " s, peak resident memory " in printed[0] and printed[0].endswith("GiB)")
 
 
+@pytest.mark.slow
 def test_reports_the_metrics_of_its_embeddings_with_and_without_query_expansion(tiny_synthetic):
     query, gallery = tiny_synthetic.query, tiny_synthetic.gallery
     model = HACNN(None, **TINY_MODEL)

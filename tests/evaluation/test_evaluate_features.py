@@ -141,6 +141,7 @@ def test_reranked_evaluation_matches_torchreid(
     assert mean_ap != pytest.approx(plain_map, abs=1e-3)  # re-ranking changed the ranking
 
 
+@pytest.mark.slow
 def test_market_sized_re_ranking_equals_the_dense_one() -> None:
     """19,281 samples: the features path (no N x N matrix) against `re_ranking` of the three dense matrices, which
     the tests above and tests/evaluation/test_rerank.py hold to torchreid."""

@@ -1,5 +1,6 @@
 import numpy as np
 import pandas as pd
+import pytest
 from conftest import TINY_MODEL
 from PIL import Image
 
@@ -7,6 +8,7 @@ from hacnn_tf import HACNN
 from hacnn_tf.evaluation.features import extract_features
 
 
+@pytest.mark.slow
 def test_models_that_normalise_their_input_get_raw_pixels(tmp_path):
     paths = []
     for i in range(3):

@@ -4,6 +4,7 @@ from hacnn_tf.layers.attention import ChannelAttention, SoftAttention, SpatialAt
 from hacnn_tf.layers.conv import ConvBNReLU
 from hacnn_tf.layers.harmonious import HarmoniousAttention
 from hacnn_tf.layers.inception import InceptionA, InceptionB
+from hacnn_tf.layers.local_inception import LocalInception
 from hacnn_tf.layers.normalization import FusedBatchNormalization
 from hacnn_tf.layers.preprocessing import ImageNormalization, normalize_images
 from hacnn_tf.layers.region_sampler import RegionSampler
@@ -18,6 +19,7 @@ __all__ = [
     "ImageNormalization",
     "InceptionA",
     "InceptionB",
+    "LocalInception",
     "RegionSampler",
     "SoftAttention",
     "SpatialAttention",

@@ -224,16 +224,15 @@ def mixed_precision_model(model: HACNN, precision: str) -> HACNN:
     `mixed_bfloat16`, `"fp16"`: `mixed_float16`) with the same (float32) weights: convolutions and matrix products
     compute in half precision, inputs and the embedding stay float32.
 
-    The layers the model declares as `float32_heads` (the batch norms that end the two branches) run in float32,
-    so that the embedding's L2 normalisation does too.
+    The layers the model declares as `float32_heads` (the batch norms that end the two branches) run in float32
+    (`head_dtype="float32"`), so that the embedding's L2 normalisation does too.
     """
     if PRECISIONS.get(precision) is None:
         raise ValueError(f"precision must be one of {[p for p in PRECISIONS if PRECISIONS[p]]}; got {precision!r}")
     config = model.get_config()
     config["dtype"] = keras.DTypePolicy(PRECISIONS[precision])
+    config["head_dtype"] = "float32"
     variant = type(model).from_config(config)
-    for head in variant.float32_heads:
-        head.dtype_policy = "float32"
     variant.set_weights(model.get_weights())
     return variant
 

@@ -22,10 +22,11 @@ def extract_features(
     """Inference embeddings `(len(table), D)` of the images of `table`, in row order.
 
     With `flip`, the embedding is the mean of the image's and its mirror image's (test-time augmentation). A model
-    that normalises its input itself (`include_preprocessing`) gets the pixels in 0..255, others normalised ones.
+    that normalises its input itself (its `include_preprocessing`, which `HACNNReID` declares) gets the pixels in
+    0..255, others normalised ones.
     The count of images embedded is shown as `hacnn_tf.progress.Progress` does (`progress` is its `enabled`).
     """
-    normalize = not getattr(model, "include_preprocessing", False)
+    normalize = not model.include_preprocessing
     dataset = make_eval_dataset(table, model.input_size, batch_size, normalize=normalize)
     height, width = model.input_size
     embed = tf.function(

@@ -11,8 +11,8 @@ from hacnn_tf.data.normalization import IMAGENET_MEAN, IMAGENET_STD, normalize_i
 
 def model_inputs(model, pixels):
     """What `model` takes for RGB `pixels` in `[0, 255]`: the pixels themselves when it normalises its input
-    (`include_preprocessing`), else `normalize_images(pixels)`."""
-    return pixels if getattr(model, "include_preprocessing", False) else normalize_images(pixels)
+    (its `include_preprocessing`, which `hacnn_tf.models.HACNNReID` declares), else `normalize_images(pixels)`."""
+    return pixels if model.include_preprocessing else normalize_images(pixels)
 
 
 @keras.saving.register_keras_serializable(package="hacnn_tf")

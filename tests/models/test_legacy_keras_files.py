@@ -53,3 +53,20 @@ def test_trainer_backup_of_version_0_2_resumes_with_its_optimizer_state():
             np.testing.assert_array_equal(np.asarray(optimizer._velocities[index]), saved[f"velocity:{key}"], key)
             checked += 1
     assert checked * 2 == sum(name.startswith(("momentum:", "velocity:")) for name in saved.files)
+
+
+def test_a_0_2_file_loads_into_a_fresh_model_with_load_weights():
+    """`model.load_weights` (what resuming from a backup runs) reads the old layout too, optimizer slots included."""
+    from hacnn_tf.model import HACNN
+
+    reference, saved = load("hacnn_small_compiled_0.2", compile=True)
+    model = HACNN.from_config(reference.get_config())
+    model.compile(optimizer=keras.optimizers.Adam())
+    model.optimizer.build(model.trainable_variables)
+    model.load_weights(FIXTURES / "hacnn_small_compiled_0.2.keras")
+    for key, value in model(saved["inputs"]).items():
+        np.testing.assert_allclose(np.asarray(value), saved[key], atol=1e-5, err_msg=key)
+    for key, variable, _ in torchreid_variable_map(model):
+        if variable.trainable:
+            index = model.optimizer._get_variable_index(variable)
+            np.testing.assert_array_equal(np.asarray(model.optimizer._velocities[index]), saved[f"velocity:{key}"], key)

@@ -12,7 +12,18 @@ from hacnn_tf.convert.torchreid import from_torchreid
 from hacnn_tf.data.hacnn_preprocessor import HACNNPreprocessor
 from hacnn_tf.data.normalization import normalize_images
 from hacnn_tf.model import HACNN
+from hacnn_tf.models import HACNNBackbone, HACNNReID
 
 __version__ = "0.1.0"
 
-__all__ = ["HACNN", "HACNNPreprocessor", "from_torchreid", "losses", "normalize_images", "runtime", "__version__"]
+__all__ = [
+    "HACNN",
+    "HACNNBackbone",
+    "HACNNPreprocessor",
+    "HACNNReID",
+    "from_torchreid",
+    "losses",
+    "normalize_images",
+    "runtime",
+    "__version__",
+]

@@ -23,7 +23,7 @@ class _PathRecorder(saving_lib.H5IOStore):
     """A write-only stand-in for Keras' weights store that records where the saving walk puts each variable:
     `{id(variable): (path, key)}`."""
 
-    def __init__(self):  # noqa: D107 -- no file behind it
+    def __init__(self):  # no file behind it: the base class would open one
         self.paths: dict[int, tuple[str, str]] = {}
         self._path = ""
 

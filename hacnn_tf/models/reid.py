@@ -31,7 +31,7 @@ BACKBONE_ATTRIBUTES = frozenset(
 @keras.saving.register_keras_serializable(package="hacnn_tf")
 class HACNNReID(keras.Model):
     """HA-CNN for person re-identification: a `HACNNBackbone` and, with `num_classes`, a linear identity classifier
-    on each branch's feature (§3.4, trained with cross-entropy per branch), as torchreid's `HACNN`.
+    on each branch's feature (each trained with its own cross-entropy), as torchreid's `HACNN`.
 
     Args:
         backbone: the `HACNNBackbone`.

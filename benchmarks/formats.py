@@ -202,28 +202,24 @@ def export_torchreid_onnx(reference, path: pathlib.Path) -> tuple[pathlib.Path, 
 
 
 def format_embedders(folders: Mapping[str, pathlib.Path], num_threads: int) -> dict[str, Callable]:
-    """`{row name: embedder}` of each exported folder (its manifest's model), OpenVINO at float32 and at the CPU's
-    default precision."""
-    from hacnn_tf.runtime.onnx import ONNXEmbedder
-    from hacnn_tf.runtime.openvino import OpenVINOEmbedder
-    from hacnn_tf.runtime.saved_model import SavedModelEmbedder
-    from hacnn_tf.runtime.tflite import TFLiteEmbedder
+    """`{row name: embedder}` of each exported folder (its manifest's model, run by its format's embedder in
+    `hacnn_tf.export.formats.REGISTRY`), OpenVINO at float32 and at the CPU's default precision."""
+    from hacnn_tf.export.formats import OPENVINO, REGISTRY, SAVED_MODEL
 
     embedders = {}
     for name, folder in folders.items():
         path = folder / json.loads((folder / "manifest.json").read_text())["model"]
-        kind = name.split("-")[0]
-        if kind == "saved_model":
-            embedders[name] = SavedModelEmbedder(path, batch_size=THROUGHPUT_BATCH)
-        elif kind.startswith("tflite"):
-            embedders[name] = TFLiteEmbedder(path, num_threads=num_threads)
-        elif kind == "onnx":
-            embedders[name] = ONNXEmbedder(path, num_threads=num_threads)
-        elif kind == "openvino":
-            embedders[name] = OpenVINOEmbedder(path, "f32", num_threads=num_threads)
-            default = OpenVINOEmbedder(path, num_threads=num_threads)
+        family = REGISTRY[name].family
+        embedder = family.load()
+        if family is SAVED_MODEL:
+            embedders[name] = embedder(path, batch_size=THROUGHPUT_BATCH)
+        elif family is OPENVINO:
+            embedders[name] = embedder(path, "f32", num_threads=num_threads)
+            default = embedder(path, num_threads=num_threads)
             if default.inference_precision != "f32":
                 embedders[f"{name}@{default.inference_precision}"] = default
+        else:
+            embedders[name] = embedder(path, num_threads=num_threads)
     return embedders
 
 

@@ -29,15 +29,13 @@ import pathlib
 
 from hacnn_tf.cli.options import add_align_corners, add_dataset, dataset_options
 from hacnn_tf.cli.outputs import print_written
-from hacnn_tf.jobs.export import TFLITE_VARIANTS
+from hacnn_tf.export.formats import FORMATS, MODEL_NAME, TFLITE_VARIANTS
 
 # Names of --format besides those of FORMATS: what they stand for.
 ALIASES = {"saved_model": "SavedModel fp32", "tflite": "the --tflite-variants", "all": "every format"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from hacnn_tf.export.all import FORMATS
-
     parser.add_argument("checkpoint", help=".keras checkpoint or torchreid .pth/.pth.tar/.pt")
     parser.add_argument("out", help="output folder (of the OUT/<format>-<precision>/ folders)")
     parser.add_argument(
@@ -49,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"formats to write: {', '.join(FORMATS)}; or "
         + "; ".join(f"{name} ({meaning})" for name, meaning in ALIASES.items()),
     )
-    parser.add_argument("--model-name", default="hacnn", help="model folder of the SavedModels")
+    parser.add_argument("--model-name", default=MODEL_NAME, help="model folder of the SavedModels")
     parser.add_argument("--version", type=int, default=1, help="TF Serving version folder of the SavedModels")
     parser.add_argument("--warmup-images", help="folder of JPEG/PNG images for TF Serving warm-up requests")
     parser.add_argument(
@@ -93,8 +91,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def format_names(requested: list[str], tflite_variants: list[str]) -> list[str]:
     """The `FORMATS` names that `--format` values stand for, in order, each once."""
-    from hacnn_tf.export.all import FORMATS
-
     aliases = {
         "all": list(FORMATS),
         "saved_model": ["saved_model-fp32"],

@@ -4,108 +4,55 @@ the Keras model before it is put in place."""
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import errno
 import os
 import pathlib
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-import keras
 import numpy as np
-import tensorflow as tf
 
-import hacnn_tf
 from hacnn_tf.errors import MissingExtraError, OutputError, install_hint, missing_extras
-from hacnn_tf.export.saved_model import export_saved_model, exported_max_boxes, row_cosines
+from hacnn_tf.export.converters import Conversion
+from hacnn_tf.export.formats import (
+    CALIBRATED,
+    FAMILIES,
+    FORMATS,
+    HALF_PRECISION_TARGET,
+    MODEL_NAME,
+    REGISTRY,
+    TARGETS,
+)
+from hacnn_tf.export.saved_model import export_saved_model, row_cosines
 from hacnn_tf.io_utils import exclusive_lock, remove_partial_dirs
 from hacnn_tf.manifest import write_manifest
 from hacnn_tf.model import HACNN
-from hacnn_tf.serving.signatures import (
-    BOXES_INPUT,
-    BOXES_PIXELS_SIGNATURE,
-    BOXES_SIGNATURE,
-    BYTES_INPUT,
-    IMAGES_INPUT,
-    IMAGES_SIGNATURE,
-    OUTPUT,
-    SERVING_SIGNATURE,
-)
 
-MODEL_NAME = "hacnn"
-# `<format>-<precision>`: the folder name under `out_dir`.
-FORMATS = (
-    "saved_model-fp32",
-    "saved_model-bf16",
-    "saved_model-fp16",
-    "tflite-fp32",
-    "tflite-fp16",
-    "tflite-dynamic",
-    "tflite-int8",
-    "tflite-uint8",
-    "tflite_batch-fp32",
-    "onnx-fp32",
-    "openvino-fp32",
-    "openvino-int8",
-)
-# The formats quantised on calibration images.
-CALIBRATED = ("tflite-int8", "tflite-uint8", "openvino-int8")
-# Parity of each format's embeddings with the Keras model's on the check images: `(max abs diff, mean cosine)`
-# bounds, None where not bounded. OpenVINO is also checked at the CPU's default inference precision (bf16 on CPUs
-# with AVX512-BF16 or AMX): float32 IR against the half-precision bound, int8 against the int8 bound.
-FLOAT32_TARGET = (1e-5, None)
-TFLITE_FLOAT32_TARGET = (1e-4, None)
-HALF_PRECISION_TARGET = (None, 0.999)
-INT8_TARGET = (None, 0.99)
-TARGETS = {
-    "saved_model-fp32": FLOAT32_TARGET,
-    "saved_model-bf16": HALF_PRECISION_TARGET,
-    "saved_model-fp16": HALF_PRECISION_TARGET,
-    "tflite-fp32": TFLITE_FLOAT32_TARGET,
-    "tflite-fp16": HALF_PRECISION_TARGET,
-    "tflite-dynamic": INT8_TARGET,
-    "tflite-int8": INT8_TARGET,
-    "tflite-uint8": INT8_TARGET,
-    "tflite_batch-fp32": TFLITE_FLOAT32_TARGET,
-    "onnx-fp32": FLOAT32_TARGET,
-    "openvino-fp32": FLOAT32_TARGET,
-    "openvino-int8": INT8_TARGET,
-}
+# `FORMATS` (the `<family>-<precision>` folder names under `out_dir`), `CALIBRATED` and `TARGETS` (read at each
+# check) come from the registry, `hacnn_tf.export.formats`.
+__all__ = [
+    "CALIBRATED",
+    "FORMATS",
+    "MODEL_NAME",
+    "TARGETS",
+    "export_all",
+    "format_extras",
+    "meets",
+    "missing_extras_message",
+    "missing_format_extras",
+    "parity",
+    "remove_killed_exports",
+]
 NUM_RANDOM_CHECK_IMAGES = 16
 # An export's staging folder in `out_dir`: `<prefix><random>/`.
 STAGING_PREFIX = ".export-all.partial-"
-# The package extras (`hacnn_tf.errors.EXTRA_MODULES`) that converting and checking each family of formats needs;
-# a SavedModel with warm-up requests also needs `serving` (`format_extras`).
-FAMILY_EXTRAS = {
-    "saved_model": (),
-    "tflite": ("litert",),
-    "tflite_batch": ("litert",),
-    "onnx": ("onnx",),
-    "openvino": ("openvino",),
-}
-# The order in which the families are converted.
-FAMILIES = tuple(FAMILY_EXTRAS)
 # Errors of the operating system while writing that stop an export as `OutputError` (the formats already written are
 # kept); the full-disk ones also report the free space needed.
 OUTPUT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
 DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
-
-
-@dataclasses.dataclass
-class _Staged:
-    """A converted format in its staging folder: what its manifest says and how to run it."""
-
-    folder: pathlib.Path
-    model: str
-    input_spec: dict
-    exporters: dict
-    embedders: dict[str, Callable[[], Callable[[np.ndarray], np.ndarray]]]
-    notes: dict = dataclasses.field(default_factory=dict)
-    # The parity target of each check not named as the format (default: `HALF_PRECISION_TARGET`).
-    targets: dict = dataclasses.field(default_factory=dict)
 
 
 def parity(embeddings: np.ndarray, reference: np.ndarray) -> dict[str, float]:
@@ -137,10 +84,10 @@ def format_extras(
     copied as `saved_model-fp32`)."""
     extras = {}
     for name in formats:
-        family = name.split("-")[0]
-        exported = family == "saved_model" and not (copied_source and name == "saved_model-fp32")
+        family = REGISTRY[name].family
+        exported = family.name == "saved_model" and not (copied_source and name == "saved_model-fp32")
         serving = ("serving",) if warmup and (exported or not copied_source) else ()
-        extras[name] = (*FAMILY_EXTRAS[family], *serving)
+        extras[name] = (*family.extras, *serving)
     return extras
 
 
@@ -306,7 +253,11 @@ def _export_locked(
                 shutil.copytree(saved_model, source)
             source_size = _tree_size(source)
             for group in _work_groups(formats):
-                for name, stage in _convert(model, source, scratch, group, calibration_images, options).items():
+                family = REGISTRY[group[0]].family
+                conversion = Conversion(model, source, scratch, calibration_images, options)
+                staged = family.convert(conversion, [REGISTRY[name] for name in group])
+                for name in group:
+                    stage = staged[name]
                     results = {}
                     for check, make_embedder in stage.embedders.items():
                         results[check] = parity(make_embedder()(check_images), reference)
@@ -316,7 +267,8 @@ def _export_locked(
                     calibration = {"calibration_images": len(calibration_images)} if name in CALIBRATED else {}
                     write_manifest(
                         stage.folder,
-                        *name.split("-"),
+                        REGISTRY[name].family.name,
+                        REGISTRY[name].precision,
                         stage.input_spec,
                         stage.exporters,
                         stage.model,
@@ -359,9 +311,9 @@ def _work_groups(formats: Sequence[str]) -> list[list[str]]:
     re-export; the OpenVINO IRs from one conversion), in the order of `FAMILIES`."""
     groups: dict[str, list[str]] = {}
     for name in formats:
-        family = name.split("-")[0]
-        groups.setdefault(name if family == "saved_model" else family, []).append(name)
-    return sorted(groups.values(), key=lambda names: FAMILIES.index(names[0].split("-")[0]))
+        family = REGISTRY[name].family
+        groups.setdefault(name if family.each_alone else family.name, []).append(name)
+    return sorted(groups.values(), key=lambda names: FAMILIES.index(REGISTRY[names[0]].family))
 
 
 def _tree_size(path: pathlib.Path) -> int:
@@ -425,143 +377,3 @@ def _output_error(
     else:
         parts.append(f"fix {path} (permissions, a read-only or failing disk) or export them into another folder")
     return OutputError("; ".join(parts), error.errno, os.fspath(path))
-
-
-def _input_spec(
-    batch: int, model: HACNN, signature: str | None = None, pixels_dtype: str = "float32", max_boxes: int | None = None
-) -> dict:
-    spec = {
-        IMAGES_INPUT: {
-            "dtype": pixels_dtype,
-            "shape": [batch, *model.input_size, 3],
-            "values": "RGB pixels 0..255 as HACNNPreprocessor decodes and resizes them, not normalised",
-        },
-        "output": {
-            OUTPUT: {
-                "dtype": "float32",
-                "shape": [batch, model.embedding_dim],
-                "values": "global and local features, each L2-normalised",
-            }
-        },
-    }
-    if pixels_dtype == "uint8":
-        spec[IMAGES_INPUT]["quantization"] = {"scale": 1.0, "zero_point": 0}
-        spec[IMAGES_INPUT]["values"] = (
-            "RGB pixels 0..255 as uint8: HACNNPreprocessor's values rounded, or the decoded image's own bytes"
-        )
-    if signature is not None:
-        spec[IMAGES_INPUT]["signature"] = signature
-        spec[BYTES_INPUT] = {
-            "dtype": "string",
-            "shape": [-1],
-            "signature": SERVING_SIGNATURE,
-            "values": "encoded JPEG/PNG/BMP/GIF files, decoded and resized in the graph",
-        }
-    if max_boxes is not None:
-        spec[BOXES_INPUT] = {
-            "dtype": "float32",
-            "shape": [-1, -1, 4],
-            "max_boxes": max_boxes,
-            "signature": [BOXES_SIGNATURE, BOXES_PIXELS_SIGNATURE],
-            "values": f"each frame's boxes x1, y1, x2, y2 in pixels, padded with 0, 0, 0, 0; at most "
-            f"{max_boxes} per row (a wider row is refused)",
-        }
-    return spec
-
-
-def _convert(
-    model: HACNN,
-    source: pathlib.Path,
-    scratch: pathlib.Path,
-    formats: Sequence[str],
-    calibration_images: np.ndarray | None,
-    saved_model_options: Mapping[str, Any],
-) -> dict[str, _Staged]:
-    """Every format of `formats` converted from the float32 SavedModel `source` into a staging folder in
-    `scratch` (the other SavedModels exported with `saved_model_options`), the converters' temporary files in
-    `scratch` too."""
-    from hacnn_tf.runtime.saved_model import SavedModelEmbedder
-
-    base_versions = {"hacnn-tf": hacnn_tf.__version__, "tensorflow": tf.__version__, "keras": keras.__version__}
-    staged = {}
-    for name in formats:
-        if not name.startswith("saved_model-"):
-            continue
-        precision = name.split("-")[1]
-        folder = scratch / name
-        version = (
-            source
-            if precision == "fp32"
-            else export_saved_model(model, folder, **saved_model_options, precision=precision)
-        )
-        model_path = f"{saved_model_options['model_name']}/{saved_model_options['version']}"
-        spec = _input_spec(-1, model, IMAGES_SIGNATURE, max_boxes=exported_max_boxes(version))
-        staged[name] = _Staged(folder, model_path, spec, base_versions, {name: lambda v=version: SavedModelEmbedder(v)})
-    for prefix, batch in (("tflite-", 1), ("tflite_batch-", None)):
-        tflite = [name for name in formats if name.startswith(prefix)]
-        if not tflite:
-            continue
-        from hacnn_tf.export.saved_model import read_model_facts
-        from hacnn_tf.export.tflite import convert_tflite_variants
-        from hacnn_tf.runtime.tflite import TFLiteEmbedder
-
-        outputs = {name.split("-")[1]: scratch / name / "hacnn.tflite" for name in tflite}
-        paths = convert_tflite_variants(source, outputs, calibration_images, batch, scratch_dir=scratch)
-        for name in tflite:
-            quantization = name.split("-")[1]
-            path = paths[quantization]
-            spec = _input_spec(batch or -1, model, pixels_dtype="uint8" if quantization == "uint8" else "float32")
-            notes = (
-                {"float_layers": read_model_facts(source)["float_island_layers"]}
-                if quantization in ("int8", "uint8")
-                else {}
-            )
-            staged[name] = _Staged(
-                path.parent, path.name, spec, base_versions, {name: lambda p=path: TFLiteEmbedder(p)}, notes
-            )
-    if "onnx-fp32" in formats:
-        import onnx
-        import tf2onnx
-
-        from hacnn_tf.export.onnx import DEFAULT_OPSET, convert_onnx
-        from hacnn_tf.runtime.onnx import ONNXEmbedder
-
-        path = convert_onnx(source, scratch / "onnx-fp32" / "hacnn.onnx", scratch_dir=scratch)
-        staged["onnx-fp32"] = _Staged(
-            path.parent,
-            path.name,
-            _input_spec(-1, model),
-            {**base_versions, "tf2onnx": tf2onnx.__version__, "onnx": onnx.__version__},
-            {"onnx-fp32": lambda p=path: ONNXEmbedder(p)},
-            {"opset": DEFAULT_OPSET},
-        )
-    openvino_formats = [name for name in formats if name.startswith("openvino-")]
-    if openvino_formats:
-        import openvino
-
-        from hacnn_tf.export.openvino import convert_openvino, quantize_openvino
-        from hacnn_tf.runtime.openvino import OpenVINOEmbedder
-
-        versions = {**base_versions, "openvino": openvino.get_version()}
-        float_ir = convert_openvino(source, scratch / "openvino-fp32")
-        for name in openvino_formats:
-            path, exporters = float_ir, versions
-            if name == "openvino-int8":
-                import nncf
-
-                path = quantize_openvino(float_ir, scratch / name, calibration_images)
-                exporters = {**versions, "nncf": nncf.__version__}
-            default = OpenVINOEmbedder(path)
-            embedders = {name: lambda p=path: OpenVINOEmbedder(p, inference_precision="f32")}
-            if default.inference_precision != "f32":
-                embedders[f"{name}@{default.inference_precision}"] = lambda d=default: d
-            staged[name] = _Staged(
-                path.parent,
-                path.name,
-                _input_spec(-1, model),
-                exporters,
-                embedders,
-                {"cpu_default_inference_precision": default.inference_precision},
-                {f"{name}@{default.inference_precision}": INT8_TARGET} if name == "openvino-int8" else {},
-            )
-    return {name: staged[name] for name in formats}

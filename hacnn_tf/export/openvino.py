@@ -9,9 +9,8 @@ import tempfile
 
 import numpy as np
 
+from hacnn_tf.export.formats import MODEL_NAME
 from hacnn_tf.serving.signatures import IMAGES_INPUT, IMAGES_SIGNATURE, OUTPUT
-
-MODEL_NAME = "hacnn"
 
 
 def convert_openvino(

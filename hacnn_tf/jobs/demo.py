@@ -21,7 +21,8 @@ from hacnn_tf.errors import MissingExtraError, missing_extras
 from hacnn_tf.evaluation.features import evaluate_model
 from hacnn_tf.evaluation.metrics import results_table, write_results
 from hacnn_tf.export.all import missing_extras_message, missing_format_extras
-from hacnn_tf.jobs.export import TFLITE_VARIANTS, export_formats, retrieval_report
+from hacnn_tf.export.formats import TFLITE_VARIANTS
+from hacnn_tf.jobs.export import export_formats, retrieval_report
 from hacnn_tf.jobs.figures import write_demo_figures
 from hacnn_tf.jobs.frames import run_frames_demo
 from hacnn_tf.model import HACNN

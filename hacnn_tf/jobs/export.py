@@ -18,9 +18,6 @@ from hacnn_tf.export.parity import parity_report
 from hacnn_tf.manifest import manifest_model
 from hacnn_tf.model import HACNN
 
-# The TFLite variants the demo exports and `hacnn-tf export --format tflite` stands for.
-TFLITE_VARIANTS = ("fp32", "fp16", "dynamic", "int8")
-
 
 def dataset_pixels(
     dataset: ReIDDataset, input_size: tuple[int, int], calibration_images: int, check_images: int

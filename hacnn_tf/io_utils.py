@@ -1,4 +1,5 @@
-"""Atomic file output: reports, checkpoints and exports appear whole or not at all."""
+"""Atomic file output: reports, checkpoints and exports appear whole or not at all (`atomic_output` for one file,
+`staging_folder` for a folder or a group of files), and the locks that keep concurrent writers and cleaners apart."""
 
 from __future__ import annotations
 
@@ -21,6 +22,11 @@ if TYPE_CHECKING:
 # The temporary files `atomic_output` writes: `.<stem>.<32 hex digits>.partial<suffix>`.
 PARTIAL_FILE = re.compile(r"^\..+\.[0-9a-f]{32}\.partial(\.[^.]+)?$")
 TRASH_PREFIX = ".trash-"
+# The lock file of a `staging_folder(..., locked=True)`, held while the folder is in use.
+STAGING_LOCK = ".lock"
+# A staging folder without its lock file is taken for a killed writer's only once it is this old (its owner may be
+# creating the lock this instant).
+UNLOCKED_GRACE_SECONDS = 600
 
 
 def fsync_path(path: str | os.PathLike) -> None:
@@ -173,3 +179,41 @@ def make_staging_dir(parent: str | os.PathLike, prefix: str) -> pathlib.Path:
     os.umask(umask)
     folder.chmod(0o777 & ~umask)
     return folder
+
+
+@contextlib.contextmanager
+def staging_folder(parent: str | os.PathLike, prefix: str, locked: bool = False) -> Iterator[pathlib.Path]:
+    """A new hidden folder `<prefix><random>` in `parent` (`make_staging_dir`) for the `with` block, where a result is
+    written whole before it is renamed into place; removed when the block ends, by an exception too (a result renamed
+    out of it, or the folder itself renamed, is kept). A kill leaves it: with `locked` it holds an exclusive `flock`
+    on its `STAGING_LOCK` file meanwhile, so that `remove_stale_staging` tells it from one whose process is gone."""
+    folder = make_staging_dir(parent, prefix)
+    with contextlib.ExitStack() as stack:
+        try:
+            if locked:
+                stack.enter_context(exclusive_lock(folder / STAGING_LOCK))
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def remove_stale_staging(
+    parent: str | os.PathLike, pattern: str, grace_seconds: float = UNLOCKED_GRACE_SECONDS
+) -> list[pathlib.Path]:
+    """Removes the `staging_folder(..., locked=True)` folders in `parent` matching the glob `pattern` whose process is
+    gone (killed mid-write: its lock is free); returns them. A folder whose lock is held is in use and kept; one
+    without a lock file is removed only once it is `grace_seconds` old (its owner may be creating the lock now)."""
+    removed = []
+    for folder in pathlib.Path(parent).glob(pattern):
+        if not folder.is_dir():
+            continue
+        lock = folder / STAGING_LOCK
+        if not lock.exists() and time.time() - folder.stat().st_mtime < grace_seconds:
+            continue
+        try:
+            with exclusive_lock(lock):
+                shutil.rmtree(folder, ignore_errors=True)
+        except RuntimeError:  # held: a live writer
+            continue
+        removed.append(folder)
+    return removed

@@ -21,7 +21,6 @@ import os
 import pathlib
 import re
 import shutil
-import uuid
 import warnings
 import zipfile
 from collections.abc import Mapping, Sequence
@@ -29,7 +28,14 @@ from typing import Any
 
 import keras
 
-from hacnn_tf.io_utils import TRASH_PREFIX, atomic_output, fsync_path, remove_partial_dirs, remove_tree
+from hacnn_tf.io_utils import (
+    TRASH_PREFIX,
+    atomic_output,
+    fsync_path,
+    remove_partial_dirs,
+    remove_tree,
+    staging_folder,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -172,9 +178,7 @@ def write_backup(
     """
     backup_dir = pathlib.Path(backup_dir)
     target = backup_dir / f"epoch-{epoch:06d}"
-    staging = backup_dir / f"{STAGING_PREFIX}{uuid.uuid4().hex}"
-    staging.mkdir(parents=True)
-    try:
+    with staging_folder(backup_dir, STAGING_PREFIX) as staging:
         model.save(staging / MODEL_FILE)
         names = [MODEL_FILE]
         for source in map(pathlib.Path, files):
@@ -191,9 +195,6 @@ def write_backup(
             fsync_path(staging / name)
         os.rename(staging, target)  # the commit
         fsync_path(backup_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     for older in committed_backups(backup_dir):
         if older != target:
             try:

@@ -9,7 +9,6 @@ import os
 import pathlib
 import re
 import shutil
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -27,7 +26,7 @@ from hacnn_tf.export.formats import (
     TARGETS,
 )
 from hacnn_tf.export.saved_model import export_saved_model, row_cosines
-from hacnn_tf.io_utils import exclusive_lock, remove_partial_dirs
+from hacnn_tf.io_utils import exclusive_lock, remove_partial_dirs, staging_folder
 from hacnn_tf.manifest import write_manifest
 from hacnn_tf.model import HACNN
 
@@ -241,8 +240,7 @@ def _export_locked(
     written, misses, pending = {}, {}, list(formats)
     group: Sequence[str] = ()  # the formats being converted; () while the source SavedModel is
     failure = cause = None
-    with tempfile.TemporaryDirectory(prefix=STAGING_PREFIX, dir=out_dir) as scratch:
-        scratch = pathlib.Path(scratch)
+    with staging_folder(out_dir, STAGING_PREFIX) as scratch:
         source_folder = scratch / "saved_model-fp32"
         source_size = None
         try:

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import os
 import pathlib
-import tempfile
 
 import numpy as np
 
 from hacnn_tf.export.formats import MODEL_NAME
+from hacnn_tf.io_utils import staging_folder
 from hacnn_tf.serving.signatures import IMAGES_INPUT, IMAGES_SIGNATURE, OUTPUT
 
 
@@ -48,12 +48,11 @@ def _save_ir(model, output_dir: pathlib.Path, model_name: str) -> pathlib.Path:
     together (written to a staging folder, then moved); returns the `.xml`."""
     import openvino as ov
 
-    output_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{model_name}.partial-", dir=output_dir) as staging:
-        ov.save_model(model, str(pathlib.Path(staging) / f"{model_name}.xml"), compress_to_fp16=False)
+    with staging_folder(output_dir, f".{model_name}.partial-") as staging:
+        ov.save_model(model, str(staging / f"{model_name}.xml"), compress_to_fp16=False)
         # The weights first: a reader that finds the .xml finds its .bin.
         for suffix in (".bin", ".xml"):
-            os.replace(pathlib.Path(staging) / f"{model_name}{suffix}", output_dir / f"{model_name}{suffix}")
+            os.replace(staging / f"{model_name}{suffix}", output_dir / f"{model_name}{suffix}")
     return output_dir / f"{model_name}.xml"
 
 

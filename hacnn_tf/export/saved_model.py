@@ -3,16 +3,11 @@
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import pathlib
-import shutil
 import sys
 import tempfile
-import time
-from collections.abc import Iterator
 
 import keras
 import numpy as np
@@ -22,6 +17,7 @@ from hacnn_tf._startup import native_logs_shown, without_native_noise
 from hacnn_tf.data.hacnn_preprocessor import HACNNPreprocessor
 from hacnn_tf.data.image_decoding import DEFAULT_MAX_PIXELS
 from hacnn_tf.export.child_process import run_child
+from hacnn_tf.io_utils import remove_stale_staging, staging_folder
 from hacnn_tf.layers.preprocessing import model_inputs
 from hacnn_tf.model import HACNN
 from hacnn_tf.serving import tf_serving_loader
@@ -78,10 +74,6 @@ MAX_BOXES_NODE = "max_boxes"
 STAGING_PREFIX = ".partial-"
 # What converters need from the model beside the graph (`write_model_facts`).
 MODEL_FACTS_FILE = "assets.extra/hacnn_tf.json"
-_LOCK_FILE = ".lock"
-# A staging folder without its lock file is taken for an orphan only once it is this old (its owner may be creating
-# the lock this instant).
-_UNLOCKED_GRACE_SECONDS = 600
 
 
 def _frozen_inference(model: HACNN):
@@ -295,7 +287,7 @@ def export_saved_model(
         raise FileExistsError(f"{target} exists: TF Serving versions are immutable, export a new version number")
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_orphaned_staging(target.parent)
-    with _staging_folder(target.parent, f".{version}{STAGING_PREFIX}") as staging:
+    with staging_folder(target.parent, f".{version}{STAGING_PREFIX}", locked=True) as staging:
         saved_model = staging / "saved_model"
         build_export_archive(exported, max_pixels, max_boxes).write_out(str(saved_model), verbose=False)
         write_model_facts(saved_model, model)
@@ -336,40 +328,10 @@ def read_model_facts(saved_model_dir: str | os.PathLike) -> dict:
         ) from None
 
 
-@contextlib.contextmanager
-def _staging_folder(parent: pathlib.Path, prefix: str) -> Iterator[pathlib.Path]:
-    """A fresh folder in `parent`, exclusively locked by this process while it is in use and removed after; a
-    process killed meanwhile leaves it for `remove_orphaned_staging`."""
-    staging = pathlib.Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
-    lock = open(staging / _LOCK_FILE, "w")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield staging
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        lock.close()
-
-
 def remove_orphaned_staging(model_dir: str | os.PathLike) -> list[pathlib.Path]:
     """Removes the staging folders of exports into `model_dir` whose process is gone (killed mid-export); the
     folders of exports still running (their lock is held) are left alone. Returns what was removed."""
-    removed = []
-    for folder in pathlib.Path(model_dir).glob(f".*{STAGING_PREFIX}*"):
-        if not folder.is_dir():
-            continue
-        lock_path = folder / _LOCK_FILE
-        if not lock_path.exists():
-            if time.time() - folder.stat().st_mtime < _UNLOCKED_GRACE_SECONDS:
-                continue
-        else:
-            with open(lock_path) as lock:
-                try:
-                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    continue  # a live export
-        shutil.rmtree(folder, ignore_errors=True)
-        removed.append(folder)
-    return removed
+    return remove_stale_staging(model_dir, f".*{STAGING_PREFIX}*")
 
 
 def check_saved_model(

@@ -200,9 +200,9 @@ def test_export_killed_during_its_self_check_leaves_no_process_and_its_staging_i
 
 
 def test_a_live_export_staging_folder_is_left_alone(tmp_path):
-    from hacnn_tf.export.saved_model import _staging_folder
+    from hacnn_tf.io_utils import staging_folder
 
-    with _staging_folder(tmp_path, ".1.partial-") as staging:
+    with staging_folder(tmp_path, ".1.partial-", locked=True) as staging:
         (staging / "saved_model.pb").write_bytes(b"in progress")
         assert remove_orphaned_staging(tmp_path) == []
         assert staging.exists()

@@ -12,18 +12,6 @@ import sys
 BATCH = 64
 
 
-def _status_mib(field: str) -> float:
-    """`VmRSS` (resident now) or `VmHWM` (its high-water mark) of this process, in MiB.
-
-    Not `getrusage().ru_maxrss`: Linux carries it over from the parent across fork + exec, so a child of a large
-    benchmark process reports the parent's peak."""
-    with open("/proc/self/status", encoding="utf-8") as handle:
-        for line in handle:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError(f"/proc/self/status has no {field} line")
-
-
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     contender = argv[0]
@@ -61,10 +49,12 @@ def main(argv: list[str] | None = None) -> None:
             signature(images=batch)["embedding"].numpy()
     else:
         raise SystemExit(f"unknown contender {contender!r}; expected torchreid, keras or saved_model")
-    baseline = _status_mib("VmRSS")
+    from hacnn_tf.evaluation.resources import status_mib
+
+    baseline = status_mib("VmRSS")
     for _ in range(3):
         run()
-    peak = _status_mib("VmHWM")
+    peak = status_mib("VmHWM")
     print(json.dumps({"contender": contender, "baseline_mib": baseline, "peak_mib": peak}))
 
 

@@ -9,8 +9,7 @@ import hashlib
 import json
 import os
 import pathlib
-from collections.abc import Iterable, Mapping
-from importlib import metadata
+from collections.abc import Mapping
 from typing import Any
 
 from hacnn_tf.errors import CheckpointError, ManifestError
@@ -28,18 +27,6 @@ def sha256_of(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
         for chunk in iter(lambda: handle.read(chunk_size), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def package_versions(packages: Iterable[str]) -> dict[str, str]:
-    """`{distribution: installed version}` of the exporters, e.g. `package_versions(["tensorflow-cpu", "tf2onnx"])`;
-    a distribution that is not installed is left out."""
-    versions = {}
-    for name in packages:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
 
 
 def write_manifest(

@@ -13,7 +13,6 @@ after the other in place, so a kill between or during them leaves a torn or inco
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import math
@@ -36,6 +35,7 @@ from hacnn_tf.io_utils import (
     remove_tree,
     staging_folder,
 )
+from hacnn_tf.manifest import sha256_of
 
 logger = logging.getLogger(__name__)
 
@@ -139,14 +139,6 @@ class Backup:
         return self.directory / MODEL_FILE
 
 
-def _sha256(path: pathlib.Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def committed_backups(backup_dir: str | os.PathLike) -> list[pathlib.Path]:
     """The committed backup folders in `backup_dir`, oldest epoch first."""
     backup_dir = pathlib.Path(backup_dir)
@@ -188,7 +180,7 @@ def write_backup(
             **state,
             "format": BACKUP_FORMAT,
             "epoch": epoch,
-            "files": {name: _sha256(staging / name) for name in names},
+            "files": {name: sha256_of(staging / name) for name in names},
         }
         (staging / STATE_FILE).write_text(json.dumps(record, indent=1), encoding="utf-8")
         for name in (*names, STATE_FILE, "."):
@@ -221,7 +213,7 @@ def read_backup(directory: str | os.PathLike) -> Backup:
     for name, expected in files.items():
         path = directory / name
         try:
-            actual = _sha256(path)
+            actual = sha256_of(path)
         except OSError as error:
             raise BackupError(path, f"cannot be read ({error.strerror or error})") from None
         if actual != expected:

@@ -12,7 +12,7 @@ import pandas as pd
 
 from hacnn_tf.evaluation.distance import compute_distance_matrix
 from hacnn_tf.evaluation.metrics import evaluate, write_results
-from hacnn_tf.export.saved_model import row_cosines
+from hacnn_tf.export.all import parity
 from hacnn_tf.model import HACNN
 from hacnn_tf.runtime import Embedder, load_embedder
 from hacnn_tf.runtime.files import pixel_batches
@@ -46,12 +46,9 @@ def parity_report(
     def compare(embedder: Embedder) -> dict[str, float]:
         features = embedder.embed_files(paths, progress=False)
         features_q, features_g = features[: len(query)], features[len(query) :]
-        cosine = row_cosines(features, reference)
         result = evaluate(compute_distance_matrix(features_q, features_g), query, gallery, ranks=(1, 5, 10))
         return {
-            "max_abs_diff": float(np.abs(features - reference).max()),
-            "mean_cosine": float(cosine.mean()),
-            "min_cosine": float(cosine.min()),
+            **parity(features, reference),
             **{k: float(result[k]) for k in ("rank1", "rank5", "rank10", "mAP")},
         }
 

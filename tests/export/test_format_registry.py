@@ -1,7 +1,8 @@
 """The format registry (`hacnn_tf.export.formats`): the names, calibration and parity targets the rest of the package
-reads are the registry's, and each format's embedder and converter exist."""
+reads are the registry's, each format's embedder and converter exist, and the docs hold its table."""
 
 import importlib
+import pathlib
 
 import pytest
 
@@ -9,6 +10,8 @@ from hacnn_tf.errors import missing_extras
 from hacnn_tf.export import all as export_all_module
 from hacnn_tf.export import formats
 from hacnn_tf.export.tflite import QUANTIZATIONS
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def test_the_registry_holds_the_formats_export_all_writes():
@@ -61,6 +64,11 @@ def test_each_format_names_an_embedder_and_a_converter_that_exist(name):
     module, function = fmt.family.converter.split(":")
     assert callable(getattr(importlib.import_module(module), function))
     assert fmt.family in formats.FAMILIES
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/deployment.md"])
+def test_the_docs_hold_the_registry_table(page):
+    assert formats.formats_table() in (ROOT / page).read_text(encoding="utf-8")
 
 
 def test_the_table_has_a_row_per_format_with_its_bounds():

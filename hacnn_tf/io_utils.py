@@ -202,7 +202,12 @@ def remove_stale_staging(
 ) -> list[pathlib.Path]:
     """Removes the `staging_folder(..., locked=True)` folders in `parent` matching the glob `pattern` whose process is
     gone (killed mid-write: its lock is free); returns them. A folder whose lock is held is in use and kept; one
-    without a lock file is removed only once it is `grace_seconds` old (its owner may be creating the lock now)."""
+    without a lock file is removed only once it is `grace_seconds` old (its owner may be creating the lock now).
+    Where `fcntl` does not exist (Windows) a live writer cannot be told from a killed one: nothing is removed."""
+    try:
+        import fcntl  # noqa: F401
+    except ImportError:
+        return []
     removed = []
     for folder in pathlib.Path(parent).glob(pattern):
         if not folder.is_dir():

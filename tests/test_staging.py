@@ -49,3 +49,22 @@ def test_a_cleaner_removes_only_the_folders_of_writers_that_are_gone(tmp_path):
         assert live.is_dir() and young.is_dir()
     assert sorted(p.name for p in tmp_path.iterdir()) == [".2.partial-young", ".4.partial-file", "1"]
     assert remove_stale_staging(tmp_path, ".*.partial-*", grace_seconds=0) == [young]
+
+
+def test_without_flock_no_folder_is_taken_for_stale(tmp_path, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_fcntl(name, *args, **kwargs):
+        if name == "fcntl":
+            raise ImportError("no fcntl here")
+        return real_import(name, *args, **kwargs)
+
+    killed = tmp_path / ".1.partial-killed"
+    killed.mkdir()
+    (killed / STAGING_LOCK).touch()
+    monkeypatch.setattr(builtins, "__import__", no_fcntl)
+    assert remove_stale_staging(tmp_path, ".*.partial-*", grace_seconds=0) == []
+    monkeypatch.undo()
+    assert remove_stale_staging(tmp_path, ".*.partial-*", grace_seconds=0) == [killed]

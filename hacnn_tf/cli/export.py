@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import pathlib
+from collections.abc import Sequence
 
 from hacnn_tf.cli.options import add_align_corners, add_dataset, dataset_options
 from hacnn_tf.cli.outputs import print_written
@@ -150,18 +151,9 @@ def writable_formats(formats: list[str], args: argparse.Namespace) -> list[str]:
     return writable
 
 
-def run(args: argparse.Namespace) -> None:
-    import time
-
-    from hacnn_tf.errors import OutputError
-    from hacnn_tf.export.all import CALIBRATED, remove_killed_exports
-
-    started = time.perf_counter()
-
-    remove_killed_exports(args.out)  # refused or not, a run cleans up after a killed export
-    requested = format_names(args.format, args.tflite_variants)
-    formats = writable_formats(requested, args)
-    calibrated = [name for name in formats if name in CALIBRATED]
+def check_arguments(args: argparse.Namespace, calibrated: Sequence[str]) -> None:
+    """Refuses (SystemExit, one line) the option combinations and values `run` cannot export with, before anything
+    is read or converted; `calibrated`: the requested formats that need calibration images."""
     if bool(args.dataset) != bool(args.root):
         raise SystemExit("export: --dataset and --root go together")
     if calibrated and not args.dataset:
@@ -180,11 +172,10 @@ def run(args: argparse.Namespace) -> None:
             f"got {args.model_name!r}"
         )
 
-    from hacnn_tf.convert.checkpoint import load_checkpoint
-    from hacnn_tf.data.datasets import load_dataset
-    from hacnn_tf.jobs.export import export_formats, retrieval_report
 
-    options = {
+def saved_model_options(args: argparse.Namespace) -> dict:
+    """The `export_saved_model` options of the command line (model name, version, warm-up records, limits)."""
+    return {
         "model_name": args.model_name,
         "version": args.version,
         "warmup_images": warmup_files(args.warmup_images) if args.warmup_images else None,
@@ -192,6 +183,27 @@ def run(args: argparse.Namespace) -> None:
             option: getattr(args, option) for option in ("max_pixels", "max_boxes") if getattr(args, option) is not None
         },
     }
+
+
+def run(args: argparse.Namespace) -> None:
+    import time
+
+    from hacnn_tf.errors import OutputError
+    from hacnn_tf.export.all import CALIBRATED, remove_killed_exports
+
+    started = time.perf_counter()
+
+    remove_killed_exports(args.out)  # refused or not, a run cleans up after a killed export
+    requested = format_names(args.format, args.tflite_variants)
+    formats = writable_formats(requested, args)
+    calibrated = [name for name in formats if name in CALIBRATED]
+    check_arguments(args, calibrated)
+
+    from hacnn_tf.convert.checkpoint import load_checkpoint
+    from hacnn_tf.data.datasets import load_dataset
+    from hacnn_tf.jobs.export import export_formats, retrieval_report
+
+    options = saved_model_options(args)
     try:
         model = load_checkpoint(args.checkpoint, args.align_corners)
         data = load_dataset(args.dataset, args.root, **dataset_options(args)) if args.dataset else None

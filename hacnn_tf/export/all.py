@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from hacnn_tf.errors import MissingExtraError, OutputError, install_hint, missing_extras
-from hacnn_tf.export.converters import Conversion
+from hacnn_tf.export.converters import Conversion, Staged
 from hacnn_tf.export.formats import (
     CALIBRATED,
     FAMILIES,
@@ -256,23 +256,10 @@ def _export_locked(
                 staged = family.convert(conversion, [REGISTRY[name] for name in group])
                 for name in group:
                     stage = staged[name]
-                    results = {}
-                    for check, make_embedder in stage.embedders.items():
-                        results[check] = parity(make_embedder()(check_images), reference)
-                        target = TARGETS[name] if check == name else stage.targets.get(check, HALF_PRECISION_TARGET)
-                        if not meets(results[check], target):
-                            misses[check] = results[check]
-                    calibration = {"calibration_images": len(calibration_images)} if name in CALIBRATED else {}
-                    write_manifest(
-                        stage.folder,
-                        REGISTRY[name].family.name,
-                        REGISTRY[name].precision,
-                        stage.input_spec,
-                        stage.exporters,
-                        stage.model,
-                        {**stage.notes, **calibration, "parity": {"images": len(check_images), **results}},
-                    )
-                    if not any(check in misses for check in results):
+                    calibrated = len(calibration_images) if name in CALIBRATED else None
+                    missed = _check_and_describe(name, stage, check_images, reference, calibrated)
+                    misses.update(missed)
+                    if not missed:
                         os.replace(stage.folder, out_dir / name)
                         written[name] = out_dir / name
                         if stage.folder == source_folder:  # the source moved with it
@@ -302,6 +289,32 @@ def _export_locked(
             f"({misses}); written: {sorted(written)}"
         )
     return written
+
+
+def _check_and_describe(
+    name: str, stage: Staged, check_images: np.ndarray, reference: np.ndarray, calibration_images: int | None
+) -> dict[str, dict[str, float]]:
+    """Runs each parity check of the staged format `name` (`stage.embedders`: the format itself, and OpenVINO at
+    the CPU's default precision) on `check_images` against the Keras `reference`, writes the staged folder's
+    manifest with the results (and the count of `calibration_images`, if calibrated), and returns the checks that
+    missed their targets, `{check: parity}` (empty: the format may be moved into place)."""
+    results, missed = {}, {}
+    for check, make_embedder in stage.embedders.items():
+        results[check] = parity(make_embedder()(check_images), reference)
+        target = TARGETS[name] if check == name else stage.targets.get(check, HALF_PRECISION_TARGET)
+        if not meets(results[check], target):
+            missed[check] = results[check]
+    calibration = {"calibration_images": calibration_images} if calibration_images is not None else {}
+    write_manifest(
+        stage.folder,
+        REGISTRY[name].family.name,
+        REGISTRY[name].precision,
+        stage.input_spec,
+        stage.exporters,
+        stage.model,
+        {**stage.notes, **calibration, "parity": {"images": len(check_images), **results}},
+    )
+    return missed
 
 
 def _work_groups(formats: Sequence[str]) -> list[list[str]]:

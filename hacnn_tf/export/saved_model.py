@@ -353,6 +353,14 @@ def check_saved_model(
     system's), which is also the child's `TMPDIR`; the child dies with this process (`run_child`). `max_boxes`: the
     export's limit, which the boxes per row of the box cases stay within."""
     path = pathlib.Path(path)
+    inputs, expected = _self_check_cases(model, max_boxes)
+    results = _run_in_fresh_process(path, inputs, scratch_dir)
+    return _compare_self_check(path, expected, results, tolerance, min_cosine)
+
+
+def _self_check_cases(model: HACNN, max_boxes: int) -> tuple[dict[str, np.ndarray], dict[tuple[str, str], np.ndarray]]:
+    """The self-check's inputs, `{"<signature>:<input>:<case>": array}` as `tf_serving_loader` reads them, and what
+    `model` gives on them, `{(signature, case): embeddings}` (see `check_saved_model`)."""
     height, width = model.input_size
     rng = np.random.default_rng(0)
     pixels = {
@@ -383,6 +391,14 @@ def check_saved_model(
     embedder = ReIDEmbedder(model)
     for signature, case_frames in ((BOXES_SIGNATURE, frames), (BOXES_PIXELS_SIGNATURE, list(same_size))):
         expected[signature, "frames2"] = embedder(case_frames, list(boxes)).reshape(*boxes.shape[:2], -1)
+    return inputs, expected
+
+
+def _run_in_fresh_process(
+    path: pathlib.Path, inputs: dict[str, np.ndarray], scratch_dir: str | os.PathLike | None
+) -> dict[str, np.ndarray]:
+    """`tf_serving_loader`'s outputs on `inputs`, run on the SavedModel at `path` in a child process (both loaders,
+    and the warm-up records), `{"<loader>:<signature>:<case>:<output>" or "warmup:...": array}`."""
     with tempfile.TemporaryDirectory(prefix=".self-check-", dir=scratch_dir) as scratch:
         inputs_path, outputs_path = pathlib.Path(scratch) / "in.npz", pathlib.Path(scratch) / "out.npz"
         np.savez(inputs_path, **inputs)
@@ -397,7 +413,19 @@ def check_saved_model(
                 f"TF Serving's session loader) failed:\n{without_native_noise(result.stderr)[-3000:]}"
             )
         with np.load(outputs_path) as outputs:
-            results = {key: outputs[key] for key in outputs.files}
+            return {key: outputs[key] for key in outputs.files}
+
+
+def _compare_self_check(
+    path: pathlib.Path,
+    expected: dict[tuple[str, str], np.ndarray],
+    results: dict[str, np.ndarray],
+    tolerance: float,
+    min_cosine: float | None,
+) -> float:
+    """The max abs diff of `results` (both loaders) from `expected`, or `RuntimeError` where an output is missing,
+    a box without a crop is not zeros, a warm-up record is not finite, or the difference (the cosine, with
+    `min_cosine`) is past its bound."""
     worst, worst_cosine = 0.0, 1.0
     for loader in ("tf2", "session"):
         for (signature, case), want in expected.items():

@@ -121,6 +121,7 @@ def test_include_preprocessing_takes_uint8_pixels(paper_model):
     np.testing.assert_allclose(np.asarray(normalize_images(np.broadcast_to(mean, (1, 1, 1, 3)))), 0.0, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_keras_file_round_trip_in_a_fresh_process(tmp_path, paper_model, images):
     path = tmp_path / "model.keras"
     paper_model.save(path)

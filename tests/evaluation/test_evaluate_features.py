@@ -181,6 +181,7 @@ def _aqe_by_definition(query: np.ndarray, gallery: np.ndarray, k: int, alpha: fl
     return features[: len(query)], features[len(query) :]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("k", "alpha", "times", "dtype"), [(10, 3.0, 1, np.float32), (4, 1.0, 2, np.float64)])
 def test_average_query_expansion_matches_its_definition(k: int, alpha: float, times: int, dtype: type) -> None:
     """9,040 samples, so the float32 neighbour selection takes its sampled-bound path. A second expansion draws the

@@ -32,6 +32,7 @@ def test_flip_averaging_is_the_mean_of_the_image_and_mirror_embeddings(tmp_path,
     assert not np.allclose(extract_features(tiny_model, originals), expected, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_evaluate_command_writes_tables_and_cmc(tmp_path, tiny_model, tiny_synthetic, capsys):
     checkpoint = tmp_path / "tiny.keras"
     tiny_model.save(checkpoint)

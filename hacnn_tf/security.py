@@ -33,6 +33,8 @@ from collections.abc import Iterator, Mapping
 from hacnn_tf.errors import UserError
 
 __all__ = [
+    "LARGE_MAP_ONNX_OPS",
+    "LARGE_MAP_SAVED_MODEL_OPS",
     "ONNX_DOMAINS",
     "ONNX_OPS",
     "RESTORE_OPS",
@@ -49,7 +51,9 @@ __all__ = [
 # The op types of `export_saved_model`'s graphs and functions outside the saver (fp32, bf16 and fp16 exports of the
 # model with and without local branches, with either sampler convention and with built-in preprocessing);
 # tests/reliability/test_untrusted_models.py fails when an export holds one that is not here, or no longer holds one
-# that is.
+# that is. `LARGE_MAP_SAVED_MODEL_OPS` are held only by models whose input exceeds 256 x 128 pixels (the spatial
+# attention upsamples a map over `MAX_UPSAMPLE_MATRIX_ELEMENTS` one axis at a time, with an einsum).
+LARGE_MAP_SAVED_MODEL_OPS = frozenset({"Einsum"})
 SAVED_MODEL_OPS = frozenset(
     {
         "Abs",
@@ -114,6 +118,7 @@ SAVED_MODEL_OPS = frozenset(
         "Shape",
         "Sigmoid",
         "Size",
+        "Split",
         "Square",
         "Squeeze",
         "StatefulPartitionedCall",
@@ -153,9 +158,10 @@ _OTHER_SAVED_MODEL_FILES = ("saved_model.pbtxt", "saved_model.cpb")
 _TOP_LEVEL = "the top-level graph"
 
 # ONNX: the standard domains ("" and "ai.onnx" are the same), and the ONNX-ML domain tf2onnx imports without using
-# it; the op types of `convert_onnx`'s export of the same models.
+# it; the op types of `convert_onnx`'s export of the same models (`LARGE_MAP_ONNX_OPS`: the large-input einsum).
 ONNX_DOMAINS = frozenset({"", "ai.onnx"})
 _ONNX_OPSET_DOMAINS = ONNX_DOMAINS | {"ai.onnx.ml"}
+LARGE_MAP_ONNX_OPS = frozenset({"Gemm"})
 ONNX_OPS = frozenset(
     {
         "Abs",
@@ -180,6 +186,7 @@ ONNX_OPS = frozenset(
         "Shape",
         "Sigmoid",
         "Slice",
+        "Split",
         "Sqrt",
         "Squeeze",
         "Sub",

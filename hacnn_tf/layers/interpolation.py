@@ -29,6 +29,20 @@ def half_pixel_resize_matrix(size_in: int, size_out: int) -> np.ndarray:
     return np.maximum(0.0, 1.0 - np.abs(positions[:, None] - np.arange(size_in)[None, :]))
 
 
+def _grid_positions(scale: float, size: int, align_corners: bool) -> tuple[float, np.ndarray]:
+    """`(gain, offset)` of the positions `p_i = gain * t + offset_i` at which `affine_grid` + `grid_sample` read an
+    axis of `size` pixels for the translation `t`, in float64."""
+    if align_corners:
+        base = np.linspace(-1.0, 1.0, size)
+        gain = 0.5 * (size - 1)
+        offset = (scale * base + 1.0) * gain
+    else:
+        base = (2.0 * np.arange(size) + 1.0) / size - 1.0
+        gain = 0.5 * size
+        offset = (scale * base + 1.0) * gain - 0.5
+    return gain, offset
+
+
 def grid_sample_matrix(translation, scale: float, size: int, align_corners: bool):
     """Bilinear weights `(..., size, size)` with which `affine_grid` + `grid_sample` read one axis.
 
@@ -43,14 +57,37 @@ def grid_sample_matrix(translation, scale: float, size: int, align_corners: bool
         size: the number of pixels of the axis (the sampled output has the same size as the input).
         align_corners: PyTorch's flag; checkpoints trained before PyTorch 1.3 behave as `True`.
     """
-    if align_corners:
-        base = np.linspace(-1.0, 1.0, size)
-        gain = 0.5 * (size - 1)
-        offset = (scale * base + 1.0) * gain
-    else:
-        base = (2.0 * np.arange(size) + 1.0) / size - 1.0
-        gain = 0.5 * size
-        offset = (scale * base + 1.0) * gain - 0.5
+    gain, offset = _grid_positions(scale, size, align_corners)
     distance_at_zero = (offset[:, None] - np.arange(size)[None, :]).astype("float32")
     distance = gain * translation[..., None, None] + ops.convert_to_tensor(distance_at_zero, dtype=translation.dtype)
     return ops.relu(1.0 - ops.abs(distance))
+
+
+def resized_grid_sample_matrix(translation, scale: float, size: int, output_size: int, align_corners: bool):
+    """`align_corners_resize_matrix(size, output_size) @ grid_sample_matrix(translation, scale, size, ...)`,
+    `(..., output_size, size)`: one axis of a `grid_sample` crop resized to `output_size` with `align_corners=True`,
+    computed without the product.
+
+    Row `o` of the resize matrix holds two weights, `1 - f_o` on input row `r_o` and `f_o` on `r_o + 1`, so row `o`
+    of the product is the same blend of two rows of the sampling matrix: `sum_k w_ko * max(0, 1 - |p_(r_o + k) - j|)`
+    over the two neighbours `k`, elementwise ops on `(..., 2, output_size, size)` with constant coefficients, where
+    the product form computes a `size x size` sampling matrix and a matrix product per region (an einsum, which
+    runtimes lower to transposes around a batch matmul). The distances are those of `grid_sample_matrix` (float32
+    rounds once, on `gain * t`), and the weights `w` multiply the tents, so the accuracy is the same.
+    """
+    gain, offset = _grid_positions(scale, size, align_corners)
+    if output_size == 1:
+        positions = np.zeros(1)
+    else:
+        positions = np.arange(output_size) * ((size - 1) / (output_size - 1))
+    lower = np.clip(np.floor(positions), 0, size - 1).astype(int)
+    upper = np.minimum(lower + 1, size - 1)
+    fraction = positions - lower
+    weights = np.stack([1.0 - fraction, fraction])[:, :, None]  # (2, output_size, 1)
+    distance_at_zero = np.stack([offset[lower], offset[upper]])[:, :, None] - np.arange(size)[None, None, :]
+    dtype = translation.dtype
+    distance = gain * translation[..., None, None, None] + ops.convert_to_tensor(
+        distance_at_zero.astype("float32"), dtype=dtype
+    )
+    tents = ops.relu(1.0 - ops.abs(distance))
+    return ops.sum(ops.convert_to_tensor(weights.astype("float32"), dtype=dtype) * tents, axis=-3)

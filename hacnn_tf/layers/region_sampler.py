@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import keras
 from keras import ops
 
-from hacnn_tf.layers.interpolation import align_corners_resize_matrix, grid_sample_matrix
+from hacnn_tf.layers.interpolation import resized_grid_sample_matrix
 
 
 @keras.saving.register_keras_serializable(package="hacnn_tf")
@@ -17,9 +17,10 @@ class RegionSampler(keras.layers.Layer):
     Equal to PyTorch's `F.affine_grid(theta, x.size())` + `F.grid_sample(x, grid)` (bilinear, zero padding) followed
     by `F.interpolate(size=output_size, mode="bilinear", align_corners=True)`, for the axis-aligned transform
     `theta = [[scale_x, 0, t_x], [0, scale_y, t_y]]` that HA-CNN learns. Because `theta` has no rotation or shear
-    the sampling is separable: per region, `crop = A_y @ x @ A_x^T` with `A = resize_matrix @ grid_sample_matrix(t)`,
-    two batched matmuls laid out so that neither needs a transpose of the feature maps. Only builtin TFLite ops
-    result (batch matmul, abs, relu), and gradients reach `t` through the positions `p`.
+    the sampling is separable: per region, `crop = A_y @ x @ A_x^T` with `A = resize_matrix @ grid_sample_matrix(t)`
+    (built without the product: `resized_grid_sample_matrix`), two batched matmuls laid out so that neither needs a
+    transpose of the feature maps. Only builtin TFLite ops result (split, abs, relu, sum, batch matmul), all of which
+    XNNPACK runs, and gradients reach `t` through the positions `p`.
 
     Args:
         output_size: `(height, width)` of each resized crop, e.g. `(24, 28)` at level 1.
@@ -63,12 +64,11 @@ class RegionSampler(keras.layers.Layer):
         # The sampling positions need float32 at least, also under mixed precision (80 rows, sub-pixel steps).
         translations = ops.cast(translations, "float64" if self.compute_dtype == "float64" else "float32")
         scale_y, scale_x = self.scale
-        sample_y = grid_sample_matrix(translations[..., 1], scale_y, height, self.align_corners)
-        sample_x = grid_sample_matrix(translations[..., 0], scale_x, width, self.align_corners)
-        resize_y = align_corners_resize_matrix(height, self.output_size[0])
-        resize_x = align_corners_resize_matrix(width, self.output_size[1])
-        matrix_y = ops.einsum("oi,ntij->ntoj", resize_y, sample_y)
-        matrix_x = ops.einsum("oi,ntij->ntoj", resize_x, sample_x)
+        # `split`, not `translations[..., 1]`: TFLite's strided slice that drops an axis falls out of XNNPACK.
+        translation_x, translation_y = (ops.squeeze(t, -1) for t in ops.split(translations, 2, axis=-1))
+        out_height, out_width = self.output_size
+        matrix_y = resized_grid_sample_matrix(translation_y, scale_y, height, out_height, self.align_corners)
+        matrix_x = resized_grid_sample_matrix(translation_x, scale_x, width, out_width, self.align_corners)
         return matrix_y, matrix_x
 
     def call(self, features, translations):

@@ -4,10 +4,16 @@ import pytest
 import tensorflow as tf
 import torch
 import torch.nn.functional as F
+from ai_edge_litert.interpreter import Interpreter
 from conftest import run_layer_test
 
+from hacnn_tf.export.tflite import tflite_op_counts
 from hacnn_tf.layers import RegionSampler
-from hacnn_tf.layers.interpolation import align_corners_resize_matrix
+from hacnn_tf.layers.interpolation import (
+    align_corners_resize_matrix,
+    grid_sample_matrix,
+    resized_grid_sample_matrix,
+)
 
 # (input H, W) of the cropped tensor and the local stream size at each HA-CNN level (160 x 64 input).
 LEVELS = [((80, 32), (24, 28)), ((40, 16), (12, 14)), ((20, 8), (6, 7))]
@@ -74,6 +80,23 @@ def test_align_corners_resize_matrix_is_pytorch_interpolate():
 
 
 @pytest.mark.parametrize("align_corners", [False, True])
+@pytest.mark.parametrize("size,output_size", [(80, 24), (32, 28), (8, 7), (7, 1), (5, 5), (10, 17)])
+def test_resized_grid_sample_matrix_is_the_product(align_corners, size, output_size):
+    # The closed form against the product it replaces, resize @ grid_sample, in float64 (downsampling, the same
+    # size, upsampling and a single output row; translations that push the stripe off the image).
+    t = tf.constant(np.random.default_rng(size).uniform(-1.5, 1.5, (3, 4)), tf.float64)
+    product = np.einsum(
+        "oi,ntij->ntoj",
+        align_corners_resize_matrix(size, output_size).astype("float64"),
+        grid_sample_matrix(t, 0.25, size, align_corners).numpy(),
+    )
+    closed = resized_grid_sample_matrix(t, 0.25, size, output_size, align_corners).numpy()
+    assert closed.shape == (3, 4, output_size, size)
+    np.testing.assert_allclose(closed, product, atol=5e-6, rtol=0)
+    assert np.abs(product).max() > 0.5  # not all padding
+
+
+@pytest.mark.parametrize("align_corners", [False, True])
 def test_sampler_gradient_wrt_translations(align_corners):
     rng = np.random.default_rng(7)
     (height, width), output_size = LEVELS[1]
@@ -119,5 +142,12 @@ def test_sampler_converts_to_tflite_builtin_ops_only():
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]  # raises if any op needs Flex
     flatbuffer = converter.convert()
-    assert len(flatbuffer) > 0
     assert b"FlexImageProjectiveTransform" not in flatbuffer and b"CropAndResize" not in flatbuffer
+    # No transposes (an einsum's lowering) and no axis-dropping strided slice (XNNPACK leaves it to TFLite): the
+    # sampler is one XNNPACK partition that no op of TFLite's own interrupts.
+    ops = tflite_op_counts(flatbuffer)
+    assert "TRANSPOSE" not in ops and ops["BATCH_MATMUL"] == 2, ops
+    interpreter = Interpreter(model_content=flatbuffer)
+    interpreter.allocate_tensors()
+    executed = [detail["op_name"] for detail in interpreter._get_ops_details()]
+    assert executed.count("DELEGATE") == 1, ops

@@ -19,6 +19,8 @@ from tensorflow.core.protobuf import saved_model_pb2
 from hacnn_tf.errors import UserError
 from hacnn_tf.runtime import load_embedder
 from hacnn_tf.security import (
+    LARGE_MAP_ONNX_OPS,
+    LARGE_MAP_SAVED_MODEL_OPS,
     ONNX_OPS,
     RESTORE_OPS,
     SAVE_OPS,
@@ -48,11 +50,32 @@ def test_our_exports_pass_and_hold_exactly_the_allow_list(exported_formats) -> N
             role = report.roles.get(place, frozenset({"graph"}))
             (save if role == {"save"} else restore if role == {"restore"} else outside).update(ops)
         assert sorted(report.roles.values(), key=sorted).count(frozenset({"restore"})) == 1
-    assert sorted(outside) == sorted(SAVED_MODEL_OPS)
+    assert sorted(outside) == sorted(SAVED_MODEL_OPS - LARGE_MAP_SAVED_MODEL_OPS)
     assert sorted(save - outside) == sorted(SAVE_OPS)
     assert sorted(restore - outside) == sorted(RESTORE_OPS)
     onnx_report = scan_onnx(exported_formats["onnx-fp32"] / "hacnn.onnx")
-    assert sorted(onnx_report.all_op_types) == sorted(ONNX_OPS)
+    assert sorted(onnx_report.all_op_types) == sorted(ONNX_OPS - LARGE_MAP_ONNX_OPS)
+
+
+@pytest.mark.slow  # an export of a tiny model at 320 x 128 pixels, to SavedModel and ONNX
+def test_a_large_input_export_adds_exactly_the_large_map_ops(tmp_path) -> None:
+    """Above 256 x 128 pixels the spatial attention upsamples with an einsum: those exports pass the scan, and hold
+    the allow-list's large-map ops on top of what the small model's exports hold."""
+    from conftest import TINY_MODEL
+
+    from hacnn_tf import HACNN
+    from hacnn_tf.export import export_all
+
+    keras.utils.set_random_seed(0)
+    large = HACNN(None, **{**TINY_MODEL, "input_size": [320, 128]})
+    folders = export_all(large, tmp_path / "large", ("saved_model-fp32", "onnx-fp32"))
+    report = scan_saved_model(folders["saved_model-fp32"] / "hacnn" / "1")
+    outside = set().union(
+        *(ops for place, ops in report.op_types.items() if report.roles.get(place) not in ({"save"}, {"restore"}))
+    )
+    assert LARGE_MAP_SAVED_MODEL_OPS <= outside <= SAVED_MODEL_OPS, sorted(outside ^ SAVED_MODEL_OPS)
+    onnx_ops = set(scan_onnx(folders["onnx-fp32"] / "hacnn.onnx").all_op_types)
+    assert LARGE_MAP_ONNX_OPS <= onnx_ops <= ONNX_OPS, sorted(onnx_ops ^ ONNX_OPS)
 
 
 # The hostile model's input size: `(H, W)` pixels, as the loaders read it from its `embed_images` signature.

@@ -61,7 +61,6 @@ SAVED_MODEL_OPS = frozenset(
         "All",
         "Any",
         "Assert",
-        "AvgPool",
         "BatchMatMulV2",
         "BiasAdd",
         "Cast",
@@ -73,6 +72,7 @@ SAVED_MODEL_OPS = frozenset(
         "DecodeBmp",
         "DecodeImage",
         "DecodeRaw",
+        "DepthwiseConv2dNative",
         "Einsum",
         "EnsureShape",
         "Equal",
@@ -166,7 +166,6 @@ ONNX_OPS = frozenset(
     {
         "Abs",
         "Add",
-        "AveragePool",
         "Cast",
         "Concat",
         "Conv",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import ops
 
 from hacnn_tf.layers.conv import ConvBNReLU
@@ -35,6 +36,9 @@ class InceptionA(keras.layers.Layer):
 
     Streams 1-3 are 1x1 -> 3x3 (pad 1) ConvBNReLU chains with their own weights; stream 4 is a 3x3 stride-1 average
     pool whose zero padding counts in the mean (PyTorch's `count_include_pad=True`) followed by a 1x1 ConvBNReLU.
+    That pool is a 3x3 depthwise convolution with every weight 1/9 and "same" (zero) padding: no separate pad, and an
+    op that integer runtimes run as int8 (XNNPACK runs no int8 AVERAGE_POOL_2D, so the pool split the int8 TFLite
+    graph at every level).
 
     Input `(N, H, W, C)`; output `(N, H, W, filters)`.
     """
@@ -60,7 +64,8 @@ class InceptionA(keras.layers.Layer):
 
     def call(self, inputs, training=None):
         outputs = [_apply_chain(stream, inputs, training) for stream in (self.stream1, self.stream2, self.stream3)]
-        pooled = ops.average_pool(ops.pad(inputs, [[0, 0], [1, 1], [1, 1], [0, 0]]), 3, strides=1, padding="valid")
+        ninths = ops.convert_to_tensor(np.full((3, 3, inputs.shape[-1], 1), 1.0 / 9.0, "float32"), dtype=inputs.dtype)
+        pooled = ops.depthwise_conv(inputs, ninths, strides=1, padding="same")
         outputs.append(self.pool_projection(pooled, training=training))
         return ops.concatenate(outputs, axis=-1)
 

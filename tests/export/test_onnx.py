@@ -27,9 +27,15 @@ def test_graph_declares_a_dynamic_batch_and_standard_ops(onnx_file):
     assert dims == ["batch", 64, 32, 3]
     assert [d.dim_param or d.dim_value for d in embedding.type.tensor_type.shape.dim] == ["batch", 64]
     ops = collections.Counter(node.op_type for node in model.graph.node)
-    # Only default-domain ONNX ops (no TensorFlow fallbacks); every conv of the network is there.
+    # Only default-domain ONNX ops (no TensorFlow fallbacks); every conv of the network is there, and the three
+    # Inception-A average pools as depthwise (grouped) convolutions.
     assert {node.domain for node in model.graph.node} <= {""}
-    assert ops["Conv"] == 70
+    groups = [
+        next((attribute.i for attribute in node.attribute if attribute.name == "group"), 1)
+        for node in model.graph.node
+        if node.op_type == "Conv"
+    ]
+    assert ops["Conv"] == 73 and sum(group > 1 for group in groups) == 3, groups
 
 
 def test_onnx_runtime_equals_keras_for_any_batch(onnx_file, export_model):

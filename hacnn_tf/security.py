@@ -33,6 +33,8 @@ from collections.abc import Iterator, Mapping
 from hacnn_tf.errors import UserError
 
 __all__ = [
+    "EARLIER_EXPORT_ONNX_OPS",
+    "EARLIER_EXPORT_SAVED_MODEL_OPS",
     "LARGE_MAP_ONNX_OPS",
     "LARGE_MAP_SAVED_MODEL_OPS",
     "ONNX_DOMAINS",
@@ -54,6 +56,9 @@ __all__ = [
 # that is. `LARGE_MAP_SAVED_MODEL_OPS` are held only by models whose input exceeds 256 x 128 pixels (the spatial
 # attention upsamples a map over `MAX_UPSAMPLE_MATRIX_ELEMENTS` one axis at a time, with an einsum).
 LARGE_MAP_SAVED_MODEL_OPS = frozenset({"Einsum"})
+# Held by the exports of hacnn-tf before its Inception-A average pool became a depthwise convolution; allowed, so that
+# those exports still load, and held by none of today's.
+EARLIER_EXPORT_SAVED_MODEL_OPS = frozenset({"AvgPool"})
 SAVED_MODEL_OPS = frozenset(
     {
         "Abs",
@@ -61,6 +66,7 @@ SAVED_MODEL_OPS = frozenset(
         "All",
         "Any",
         "Assert",
+        "AvgPool",
         "BatchMatMulV2",
         "BiasAdd",
         "Cast",
@@ -118,7 +124,6 @@ SAVED_MODEL_OPS = frozenset(
         "Shape",
         "Sigmoid",
         "Size",
-        "Split",
         "Square",
         "Squeeze",
         "StatefulPartitionedCall",
@@ -162,10 +167,12 @@ _TOP_LEVEL = "the top-level graph"
 ONNX_DOMAINS = frozenset({"", "ai.onnx"})
 _ONNX_OPSET_DOMAINS = ONNX_DOMAINS | {"ai.onnx.ml"}
 LARGE_MAP_ONNX_OPS = frozenset({"Gemm"})
+EARLIER_EXPORT_ONNX_OPS = frozenset({"AveragePool"})
 ONNX_OPS = frozenset(
     {
         "Abs",
         "Add",
+        "AveragePool",
         "Cast",
         "Concat",
         "Conv",
@@ -185,7 +192,6 @@ ONNX_OPS = frozenset(
         "Shape",
         "Sigmoid",
         "Slice",
-        "Split",
         "Sqrt",
         "Squeeze",
         "Sub",

@@ -47,8 +47,8 @@ def _declare_dynamic_batch(flatbuffer: bytes) -> bytes:
     """The flatbuffer with every tensor whose static shape holds a -1 given that shape as its `shape_signature`
     and a 1 in its `shape`.
 
-    The converter lowers the sampler's `einsum` of a dynamic-batch graph to RESHAPEs whose output tensors it writes
-    with a -1 in the static shape and no shape signature; the interpreter then refuses the file at load time
+    The converter writes some RESHAPE outputs of a dynamic-batch graph with a -1 in the static shape and no shape
+    signature; the interpreter then refuses the file at load time
     ("BytesRequired number of elements overflowed ... Tensor N is invalidly specified in schema"). Declared as every
     other dynamic tensor is (batch 1 in the file, -1 in the signature), the file loads, and `resize_tensor_input` +
     `allocate_tensors` give any batch, under XNNPACK too.

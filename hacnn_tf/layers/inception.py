@@ -64,7 +64,7 @@ class InceptionA(keras.layers.Layer):
 
     def call(self, inputs, training=None):
         outputs = [_apply_chain(stream, inputs, training) for stream in (self.stream1, self.stream2, self.stream3)]
-        ninths = ops.convert_to_tensor(np.full((3, 3, inputs.shape[-1], 1), 1.0 / 9.0, "float32"), dtype=inputs.dtype)
+        ninths = ops.convert_to_tensor(np.full((3, 3, inputs.shape[-1], 1), 1.0 / 9.0), dtype=inputs.dtype)
         pooled = ops.depthwise_conv(inputs, ninths, strides=1, padding="same")
         outputs.append(self.pool_projection(pooled, training=training))
         return ops.concatenate(outputs, axis=-1)

@@ -19,7 +19,7 @@ class RegionSampler(keras.layers.Layer):
     `theta = [[scale_x, 0, t_x], [0, scale_y, t_y]]` that HA-CNN learns. Because `theta` has no rotation or shear
     the sampling is separable: per region, `crop = A_y @ x @ A_x^T` with `A = resize_matrix @ grid_sample_matrix(t)`
     (built without the product: `resized_grid_sample_matrix`), two batched matmuls laid out so that neither needs a
-    transpose of the feature maps. Only builtin TFLite ops result (split, abs, relu, sum, batch matmul), all of which
+    transpose of the feature maps. Only builtin TFLite ops result (slice, abs, relu, sum, batch matmul), all of which
     XNNPACK runs, and gradients reach `t` through the positions `p`.
 
     Args:
@@ -64,8 +64,10 @@ class RegionSampler(keras.layers.Layer):
         # The sampling positions need float32 at least, also under mixed precision (80 rows, sub-pixel steps).
         translations = ops.cast(translations, "float64" if self.compute_dtype == "float64" else "float32")
         scale_y, scale_x = self.scale
-        # `split`, not `translations[..., 1]`: TFLite's strided slice that drops an axis falls out of XNNPACK.
-        translation_x, translation_y = (ops.squeeze(t, -1) for t in ops.split(translations, 2, axis=-1))
+        # Slices that keep the axis, then a reshape: TFLite's strided slice that drops an axis falls out of XNNPACK,
+        # and a split's two outputs lose the names by which the int8 quantiser keeps this layer float.
+        translation_x = ops.reshape(translations[:, :, 0:1], (-1, translations.shape[1]))
+        translation_y = ops.reshape(translations[:, :, 1:2], (-1, translations.shape[1]))
         out_height, out_width = self.output_size
         matrix_y = resized_grid_sample_matrix(translation_y, scale_y, height, out_height, self.align_corners)
         matrix_x = resized_grid_sample_matrix(translation_x, scale_x, width, out_width, self.align_corners)

@@ -5,6 +5,7 @@ from conftest import TINY_MODEL
 from hacnn_tf.data.pipeline import load_pixels
 from hacnn_tf.export import convert_tflite, export_saved_model
 from hacnn_tf.export.parity import parity_report
+from hacnn_tf.export.saved_model import read_model_facts
 from hacnn_tf.export.tflite import (
     QUANTIZATIONS,
     convert_tflite_variants,
@@ -28,7 +29,6 @@ BUILTIN_ONLY = {
     "MEAN",
     "SUM",
     "RESHAPE",
-    "SPLIT",
     "STRIDED_SLICE",
     "TANH",
     "LOGISTIC",
@@ -89,7 +89,7 @@ def converted(trained_tiny, tiny_synthetic, held_out, tmp_path_factory):
 
 
 def test_every_variant_loads_and_uses_builtin_ops_only(converted):
-    paths, _, _ = converted
+    paths, _, out = converted
     for variant, path in paths.items():
         embedder = TFLiteEmbedder(path)  # allocate_tensors: the file loads, not only converts
         assert list(embedder.input["shape"]) == list(embedder.input["shape_signature"]) == [1, 64, 32, 3]
@@ -107,6 +107,13 @@ def test_every_variant_loads_and_uses_builtin_ops_only(converted):
         assert "MIRROR_PAD" not in ops and "TRANSPOSE" not in ops
         partitions = [d["op_name"] for d in embedder.interpreter._get_ops_details()].count("DELEGATE")
         assert partitions <= {"int8": 5, "uint8": 5, "fp32": 2}.get(variant, 3), (variant, partitions)
+    # The float islands stay float in the integer files: no int8 tensor in the hard attention or the samplers.
+    islands = read_model_facts(out / "sm" / "hacnn" / "1")["float_island_layers"]
+    assert islands
+    for variant in ("int8", "uint8"):
+        details = TFLiteEmbedder(paths[variant]).interpreter.get_tensor_details()
+        quantised = [d["name"] for d in details if d["dtype"] == np.int8 and any(name in d["name"] for name in islands)]
+        assert not quantised, (variant, quantised)
     sizes = {variant: path.stat().st_size for variant, path in paths.items()}
     assert sizes["fp16"] < sizes["fp32"] and sizes["int8"] < sizes["dynamic"] * 1.1 < sizes["fp32"]
 

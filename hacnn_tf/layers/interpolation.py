@@ -13,12 +13,16 @@ import numpy as np
 from keras import ops
 
 
+def _align_corners_positions(size_in: int, size_out: int) -> np.ndarray:
+    """The input positions `(size_out,)` that an `align_corners=True` resize reads, in float64."""
+    if size_out == 1:
+        return np.zeros(1)
+    return np.arange(size_out) * ((size_in - 1) / (size_out - 1))
+
+
 def align_corners_resize_matrix(size_in: int, size_out: int) -> np.ndarray:
     """Constant `(size_out, size_in)` matrix of PyTorch's bilinear resize with `align_corners=True`."""
-    if size_out == 1:
-        positions = np.zeros(1)
-    else:
-        positions = np.arange(size_out) * ((size_in - 1) / (size_out - 1))
+    positions = _align_corners_positions(size_in, size_out)
     return np.maximum(0.0, 1.0 - np.abs(positions[:, None] - np.arange(size_in)[None, :])).astype("float32")
 
 
@@ -76,10 +80,7 @@ def resized_grid_sample_matrix(translation, scale: float, size: int, output_size
     rounds once, on `gain * t`), and the weights `w` multiply the tents, so the accuracy is the same.
     """
     gain, offset = _grid_positions(scale, size, align_corners)
-    if output_size == 1:
-        positions = np.zeros(1)
-    else:
-        positions = np.arange(output_size) * ((size - 1) / (output_size - 1))
+    positions = _align_corners_positions(size, output_size)
     lower = np.clip(np.floor(positions), 0, size - 1).astype(int)
     upper = np.minimum(lower + 1, size - 1)
     fraction = positions - lower
